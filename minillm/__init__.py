@@ -1,1 +1,11 @@
-"""minillm."""
+"""minillm: hand-written transformers (decoder, encoder, encoder-decoder) speaking transformers' conventions.
+
+``import minillm`` needs only torch; the HF bridge (``minillm.hf``) imports transformers lazily.
+"""
+
+from .checkpoint import load_pretrained
+from .config import PRESETS, ModelConfig
+from .decoder import DecoderOnlyModel
+from .outputs import ModelOutput
+
+__all__ = ["ModelConfig", "PRESETS", "DecoderOnlyModel", "ModelOutput", "load_pretrained"]

@@ -1,0 +1,169 @@
+"""One attention class for self- and cross-attention, causal or not, with GQA and a KV cache, on SDPA."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import apply_rotary
+
+
+class KVCache:
+    """Preallocated keys and values for every layer, each (B, n_kv, max_len, hd).
+
+    ``length`` counts the positions already stored; a forward pass writes its new keys at
+    ``[length, length + T)`` in every layer and then calls :meth:`advance`. Cross-attention keys (computed once
+    from the encoder output) live in ``static``.
+    """
+
+    def __init__(self, num_layers: int, max_len: int) -> None:
+        self.num_layers = num_layers
+        self.max_len = max_len
+        self.length = 0
+        self.keys: list[torch.Tensor | None] = [None] * num_layers
+        self.values: list[torch.Tensor | None] = [None] * num_layers
+        self.static: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v (B, n_kv, T, hd) for ``layer``; return all keys/values so far (B, n_kv, length+T, hd)."""
+        end = self.length + k.shape[2]
+        if end > self.max_len:
+            raise ValueError(f"KV cache holds {self.max_len} positions; this step needs {end}")
+        if self.keys[layer] is None:
+            shape = (k.shape[0], k.shape[1], self.max_len, k.shape[3])
+            self.keys[layer] = k.new_empty(shape)
+            self.values[layer] = v.new_empty(shape)
+        keys, values = self.keys[layer], self.values[layer]
+        keys[:, :, self.length : end] = k
+        values[:, :, self.length : end] = v
+        return keys[:, :, :end], values[:, :, :end]
+
+    def advance(self, steps: int) -> None:
+        self.length += steps
+
+
+class Attention(nn.Module):
+    """Multi-head attention with separate q/k/v/o projections (Llama names).
+
+    - self-attention: ``forward(x)``; cross-attention: ``forward(x, source=encoder_states)``
+    - grouped-query attention when ``num_kv_heads < num_heads``
+    - rotary embeddings when ``rotary=(cos, sin)`` is passed; additive biases (T5) through ``attn_mask``
+    - ``scale`` defaults to 1/sqrt(head_dim) (T5 uses 1.0)
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        num_kv_heads: int | None = None,
+        head_dim: int | None = None,
+        bias: bool = False,
+        out_bias: bool | None = None,
+        dropout: float = 0.0,
+        scale: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.num_kv_heads = num_kv_heads or num_heads
+        self.head_dim = head_dim or d_model // num_heads
+        self.scale = scale
+        self.dropout = dropout
+        self.q_proj = nn.Linear(d_model, num_heads * self.head_dim, bias=bias)
+        self.k_proj = nn.Linear(d_model, self.num_kv_heads * self.head_dim, bias=bias)
+        self.v_proj = nn.Linear(d_model, self.num_kv_heads * self.head_dim, bias=bias)
+        self.o_proj = nn.Linear(num_heads * self.head_dim, d_model, bias=bias if out_bias is None else out_bias)
+
+    def _split(self, x: torch.Tensor, heads: int) -> torch.Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        source: torch.Tensor | None = None,
+        attn_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
+        cache: KVCache | None = None,
+        layer_idx: int = 0,
+    ) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C). ``attn_mask`` is bool (True = attend) or additive float, (B|1, nh|1, T, S)."""
+        B, T, _ = x.shape
+        q = self._split(self.q_proj(x), self.num_heads)  # (B, nh, T, hd)
+        if source is not None and cache is not None and layer_idx in cache.static:
+            k, v = cache.static[layer_idx]  # cross-attention keys computed on the first step
+        else:
+            kv_input = x if source is None else source
+            k = self._split(self.k_proj(kv_input), self.num_kv_heads)  # (B, n_kv, S, hd)
+            v = self._split(self.v_proj(kv_input), self.num_kv_heads)
+            if rotary is not None:
+                cos, sin = rotary
+                q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+            if cache is not None:
+                if source is None:
+                    k, v = cache.update(layer_idx, k, v)
+                else:
+                    cache.static[layer_idx] = (k, v)
+        if self.num_kv_heads != self.num_heads:
+            repeat = self.num_heads // self.num_kv_heads
+            k = k.repeat_interleave(repeat, dim=1)  # (B, nh, S, hd)
+            v = v.repeat_interleave(repeat, dim=1)
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=is_causal and attn_mask is None,
+            scale=self.scale,
+        )  # (B, nh, T, hd)
+        y = y.transpose(1, 2).reshape(B, T, self.num_heads * self.head_dim)  # (B, T, nh*hd)
+        return self.o_proj(y)
+
+
+def padding_and_causal_mask(
+    attention_mask: torch.Tensor | None,
+    query_len: int,
+    past_len: int,
+    causal: bool,
+    sliding_window: int | None = None,
+    segment_ids: torch.Tensor | None = None,
+) -> torch.Tensor | None:
+    """Boolean mask (B|1, 1, T, S), True where a query may attend, or None when SDPA's ``is_causal`` suffices.
+
+    ``attention_mask`` is the usual (B, S) 0/1 padding mask over past + current positions; ``segment_ids`` (B, T)
+    keeps packed documents from attending to each other. A query whose row would be empty (a left-pad position)
+    attends to itself so no NaN leaks out.
+    """
+    key_len = past_len + query_len
+    no_padding = attention_mask is None or bool(attention_mask.all())
+    window_matters = sliding_window is not None and key_len > sliding_window
+    if no_padding and segment_ids is None and not window_matters:
+        if not causal or query_len == 1:
+            return None
+        if past_len == 0:
+            return None  # is_causal=True handles it
+    q_pos = torch.arange(past_len, key_len, device=_device(attention_mask, segment_ids))[:, None]  # (T, 1)
+    k_pos = torch.arange(key_len, device=q_pos.device)[None, :]  # (1, S)
+    mask = torch.ones(query_len, key_len, dtype=torch.bool, device=q_pos.device)
+    if causal:
+        mask = k_pos <= q_pos
+    if sliding_window is not None:
+        mask = mask & (q_pos - k_pos < sliding_window)
+    mask = mask[None, None]  # (1, 1, T, S)
+    if attention_mask is not None and not no_padding:
+        mask = mask & attention_mask[:, None, None, :key_len].bool()  # (B, 1, T, S)
+    if segment_ids is not None:
+        if past_len:
+            raise ValueError("segment_ids (packed documents) cannot be combined with a KV cache")
+        mask = mask & (segment_ids[:, None, :, None] == segment_ids[:, None, None, :])
+    diagonal = (k_pos == q_pos)[None, None]  # (1, 1, T, S)
+    return mask | diagonal
+
+
+def _device(*tensors: torch.Tensor | None) -> torch.device:
+    for t in tensors:
+        if t is not None:
+            return t.device
+    return torch.device("cpu")

@@ -1,0 +1,222 @@
+"""DecoderOnlyModel: the Llama family (Llama 2/3, Mistral, SmolLM2), written by hand.
+
+Module names follow transformers' LlamaForCausalLM (``model.layers.0.self_attn.q_proj`` ...), so a Llama
+checkpoint maps onto ours one to one (see ``convert/llama.py``) and ours opens in transformers as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .attention import Attention, KVCache, padding_and_causal_mask
+from .checkpoint import PretrainedMixin, register_family
+from .config import ModelConfig, coerce_config
+from .convert import llama as llama_convert
+from .generation import generate_stream, resolve_settings
+from .layers import GatedMLP, RMSNorm, RotaryEmbedding
+from .losses import causal_lm_loss
+from .outputs import ModelOutput
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.d_model, config.norm_eps)
+        self.self_attn = Attention(
+            config.d_model,
+            config.num_heads,
+            config.num_kv_heads,
+            config.head_dim,
+            bias=config.attention_bias,
+            dropout=config.attention_dropout,
+        )
+        self.post_attention_layernorm = RMSNorm(config.d_model, config.norm_eps)
+        self.mlp = GatedMLP(config.d_model, config.d_ff, config.hidden_act, bias=config.mlp_bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, attn_mask, is_causal, rotary, cache, layer_idx) -> torch.Tensor:
+        h = self.self_attn(
+            self.input_layernorm(x), attn_mask=attn_mask, is_causal=is_causal, rotary=rotary, cache=cache,
+            layer_idx=layer_idx,
+        )
+        x = x + self.dropout(h)
+        return x + self.dropout(self.mlp(self.post_attention_layernorm(x)))
+
+
+class DecoderBody(nn.Module):
+    """Embeddings, the stack of blocks and the final norm (transformers' ``LlamaModel``)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model)
+        self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.num_layers))
+        self.norm = RMSNorm(config.d_model, config.norm_eps)
+        self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta, config.rope_scaling)
+        self.dropout = nn.Dropout(config.dropout)
+
+
+@register_family("llama", "mistral", "decoder_only")
+class DecoderOnlyModel(PretrainedMixin, nn.Module):
+    """Causal language model. ``DecoderOnlyModel(config)`` takes a ModelConfig or the seed's config dict.
+
+    Forward follows transformers: ``model(input_ids=..., attention_mask=None, labels=None)`` returns a
+    :class:`ModelOutput` with ``.logits`` (B, T, V) and, with labels, ``.loss`` (next-token cross-entropy).
+    """
+
+    converter = llama_convert
+
+    def __init__(self, config: ModelConfig | dict[str, Any]) -> None:
+        super().__init__()
+        config = coerce_config(config)
+        if config.model_type != "decoder_only":
+            raise ValueError(f"DecoderOnlyModel needs model_type 'decoder_only', got {config.model_type!r}")
+        self.config = config
+        self.model = DecoderBody(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.gradient_checkpointing = False
+        self.generation_config: dict[str, Any] = {}
+        self.apply(self._init_weights)
+        self.tie_weights()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def tie_weights(self) -> None:
+        """Share the output head with the token embedding when the config says so."""
+        if self.config.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
+        """Recompute block activations in backward to save memory (transformers' method name)."""
+        self.gradient_checkpointing = True
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.gradient_checkpointing = False
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.embed_tokens
+
+    # ----------------------------------------------------------------- forward
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        last_only: bool = False,
+    ) -> ModelOutput:
+        """input_ids (B, T) -> logits (B, T, V).
+
+        ``attention_mask`` (B, past+T) marks real tokens (1) and padding (0), left or right; ``segment_ids`` (B, T)
+        separates packed documents; ``cache`` continues from stored keys; ``last_only`` computes the head for
+        the last position only (generation).
+        """
+        B, T = input_ids.shape
+        past = cache.length if cache is not None else 0
+        if position_ids is None:
+            position_ids = self._positions(attention_mask, segment_ids, B, T, past, input_ids.device)
+        x = self.model.dropout(self.model.embed_tokens(input_ids))  # (B, T, C)
+        rotary = self.model.rotary_emb(position_ids, x.dtype)
+        mask = padding_and_causal_mask(attention_mask, T, past, True, self.config.sliding_window, segment_ids)
+        is_causal = mask is None and T > 1
+        for i, layer in enumerate(self.model.layers):
+            if self.gradient_checkpointing and self.training:
+                x = checkpoint(layer, x, mask, is_causal, rotary, cache, i, use_reentrant=False)
+            else:
+                x = layer(x, mask, is_causal, rotary, cache, i)
+        if cache is not None:
+            cache.advance(T)
+        x = self.model.norm(x)
+        logits = self.lm_head(x[:, -1:] if last_only else x)  # (B, T|1, V)
+        loss = causal_lm_loss(logits, labels) if labels is not None else None
+        return ModelOutput(logits=logits, loss=loss)
+
+    @staticmethod
+    def _positions(attention_mask, segment_ids, B, T, past, device) -> torch.Tensor:
+        if segment_ids is not None:
+            # Restart positions at every document boundary of a packed row.
+            starts = torch.ones_like(segment_ids, dtype=torch.bool)
+            starts[:, 1:] = segment_ids[:, 1:] != segment_ids[:, :-1]
+            index = torch.arange(T, device=device).expand(B, T)
+            start_index = torch.where(starts, index, torch.zeros_like(index)).cummax(dim=1).values
+            return index - start_index
+        if attention_mask is not None and not bool(attention_mask.all()):
+            # Left padding: count real tokens so every row starts at position 0.
+            positions = attention_mask.long().cumsum(-1) - 1
+            return positions.clamp(min=0)[:, past : past + T]
+        return torch.arange(past, past + T, device=device).expand(B, T)
+
+    # ----------------------------------------------------------------- generation
+    def stream(
+        self,
+        input_ids: torch.Tensor | Sequence[int] | Sequence[Sequence[int]],
+        attention_mask: torch.Tensor | None = None,
+        max_new_tokens: int = 32,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        repetition_penalty: float = 1.0,
+        eos_token_id: int | Sequence[int] | None = None,
+        pad_token_id: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        tokenizer: Any = None,
+    ) -> Iterator[torch.Tensor]:
+        """Yield the next token (B,) of every row as it is generated (KV-cached)."""
+        input_ids = as_batch(input_ids, self.lm_head.weight.device)
+        defaults = {"eos_token_id": self.config.eos_token_id, "pad_token_id": self.config.pad_token_id}
+        defaults.update({k: v for k, v in self.generation_config.items() if v is not None})
+        settings = resolve_settings(
+            defaults, eos_token_id, pad_token_id, stop, max_new_tokens=max_new_tokens, do_sample=do_sample,
+            temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
+        )
+        B, T = input_ids.shape
+        cache = KVCache(self.config.num_layers, T + settings.max_new_tokens)
+        mask = attention_mask.to(input_ids.device) if attention_mask is not None else None
+        if mask is not None and bool(mask.all()):
+            mask = None
+
+        def step(new_ids: torch.Tensor) -> torch.Tensor:
+            nonlocal mask
+            if mask is not None and cache.length:
+                mask = torch.cat([mask, mask.new_ones(B, new_ids.shape[1])], dim=1)
+            return self(new_ids, attention_mask=mask, cache=cache, last_only=True).logits[:, -1]
+
+        was_training = self.training
+        self.eval()
+        try:
+            yield from generate_stream(step, input_ids, settings, input_ids, tokenizer)
+        finally:
+            self.train(was_training)
+
+    @torch.inference_mode()
+    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 32, **kwargs: Any) -> torch.Tensor:
+        """Prompt plus generated tokens (B, T + n), like transformers' ``generate``. Same options as :meth:`stream`."""
+        input_ids = as_batch(input_ids, self.lm_head.weight.device)
+        new = list(self.stream(input_ids, attention_mask, max_new_tokens=max_new_tokens, **kwargs))
+        if not new:
+            return input_ids
+        return torch.cat([input_ids, torch.stack(new, dim=1)], dim=1)
+
+
+def as_batch(input_ids: Any, device: torch.device) -> torch.Tensor:
+    """Accept a (B, T) or (T,) tensor or nested lists of ids; return a (B, T) long tensor on ``device``."""
+    ids = input_ids if isinstance(input_ids, torch.Tensor) else torch.tensor(input_ids, dtype=torch.long)
+    if ids.dim() == 1:
+        ids = ids[None]
+    if ids.dim() != 2 or ids.shape[1] == 0:
+        raise ValueError(f"input_ids must be a non-empty (batch, length) tensor, got shape {tuple(ids.shape)}")
+    return ids.to(device)

@@ -1,0 +1,31 @@
+"""Tiny random transformers models and their copies in our classes (shared by parity tests)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def tiny_llama(num_kv_heads: int = 4, tie: bool = False, seed: int = 0, **overrides):
+    """A random LlamaForCausalLM (or Mistral with ``sliding_window``) small enough for CPU tests."""
+    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(seed)
+    kwargs = dict(
+        vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=num_kv_heads, max_position_embeddings=256, tie_word_embeddings=tie,
+        rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+    )
+    kwargs.update(overrides)
+    if "sliding_window" in kwargs:
+        model = MistralForCausalLM(MistralConfig(**kwargs))
+    else:
+        model = LlamaForCausalLM(LlamaConfig(**kwargs))
+    return model.eval()
+
+
+def ours_from_hf(hf_model, tmp_path):
+    """Save a transformers model and open it with our DecoderOnlyModel."""
+    from minillm import DecoderOnlyModel
+
+    hf_model.save_pretrained(tmp_path / "hf")
+    return DecoderOnlyModel.from_pretrained(tmp_path / "hf")
