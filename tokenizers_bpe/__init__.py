@@ -1,1 +1,19 @@
-"""tokenizers_bpe."""
+"""tokenizers_bpe: a hand-written byte-level BPE that trains fast and encodes exactly like HF tokenizers.
+
+It never imports transformers or tokenizers; tests and bench/bench_tokenizer.py compare against them.
+"""
+
+from .chat_template import CHATML_TEMPLATE
+from .pretokenize import GPT2_PATTERN, GPT4_PATTERN, LLAMA3_PATTERN
+from .special_tokens import AddedToken
+from .tokenizer import DEFAULT_SPECIAL_TOKENS, BPETokenizer
+
+__all__ = [
+    "AddedToken",
+    "BPETokenizer",
+    "CHATML_TEMPLATE",
+    "DEFAULT_SPECIAL_TOKENS",
+    "GPT2_PATTERN",
+    "GPT4_PATTERN",
+    "LLAMA3_PATTERN",
+]

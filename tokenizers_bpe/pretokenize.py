@@ -102,6 +102,10 @@ def _merge_runs(parts: list[tuple[str, bool]]) -> list[str]:
     return out
 
 
+def _is_identity(step: dict) -> bool:
+    return step.get("type") == "ByteLevel" and not step.get("use_regex", True) and not step.get("add_prefix_space")
+
+
 @dataclass
 class PreTokenizer:
     """A pipeline of HF-style pre-tokenizer steps, described by ``steps`` (JSON-like dicts).
@@ -114,19 +118,22 @@ class PreTokenizer:
     steps: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._funcs: list[Callable[[str], list[str]]] = [self._compile(step) for step in self.steps]
+        # ByteLevel without regex or prefix space changes nothing here (the byte mapping happens later)
+        effective = [step for step in self.steps if not _is_identity(step)]
+        self._funcs: list[Callable[[str], list[str]]] = [self._compile(step) for step in effective]
         self._single: regex.Pattern | None = None
-        if len(self.steps) == 1 and self._funcs:
-            step = self.steps[0]
+        if len(effective) == 1:
+            step = effective[0]
             if step["type"] == "Split" and step.get("behavior", "Isolated") == "Isolated":
                 self._single = regex.compile(step["pattern"])
-            elif step["type"] == "ByteLevel" and step.get("use_regex", True) and not step.get("add_prefix_space"):
+            elif step["type"] == "ByteLevel" and not step.get("add_prefix_space"):
                 self._single = regex.compile(GPT2_PATTERN)
 
     @classmethod
     def from_pattern(cls, pattern: str) -> PreTokenizer:
-        """Our own layout: ``Split(pattern, Isolated)`` then ``ByteLevel`` without regex or prefix space."""
-        return cls([{"type": "Split", "pattern": resolve_pattern(pattern), "behavior": "Isolated"}])
+        """Our own layout, as Llama-3's: ``Split(pattern, Isolated)`` then ``ByteLevel`` without regex."""
+        split = {"type": "Split", "pattern": resolve_pattern(pattern), "behavior": "Isolated"}
+        return cls([split, {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}])
 
     @staticmethod
     def _compile(step: dict) -> Callable[[str], list[str]]:

@@ -1,0 +1,104 @@
+"""Applying learned merges to one pre-split word (the encode half of BPE), with a word cache."""
+
+from __future__ import annotations
+
+from .bytes_map import bytes_to_unicode, text_to_byte_chars
+
+_INF = float("inf")
+
+
+def apply_merges(ids: list[int], ranks: dict[tuple[int, int], tuple[int, int]]) -> list[int]:
+    """Merge ``ids`` greedily: always the adjacent pair of lowest rank, every occurrence left to right.
+
+    ``ranks`` maps a pair to ``(rank, merged_id)``. This is what HF's ``Word::merge_all`` computes for any
+    merge list where a merge's result only appears in later merges (true of every trained list).
+
+    Example:
+        >>> ranks = {(1, 1): (0, 3), (3, 2): (1, 4)}  # 1+1 -> 3, then 3+2 -> 4
+        >>> apply_merges([1, 1, 1, 1, 2], ranks)
+        [3, 4]
+    """
+    get = ranks.get
+    while len(ids) > 1:
+        best = min(zip(ids, ids[1:]), key=lambda pair: get(pair, (_INF,))[0])
+        found = get(best)
+        if found is None:
+            break
+        left, right = best
+        merged = found[1]
+        out: list[int] = []
+        pos = 0
+        size = len(ids)
+        while pos < size:
+            if pos + 1 < size and ids[pos] == left and ids[pos + 1] == right:
+                out.append(merged)
+                pos += 2
+            else:
+                out.append(ids[pos])
+                pos += 1
+        ids = out
+    return ids
+
+
+class BPEModel:
+    """A byte-level BPE model: vocabulary, ranked merges and a cache from pre-split word to ids.
+
+    ``vocab`` maps byte-level token strings to ids (normally all 256 byte characters among them); ``merges`` are
+    pairs of token strings in rank order. With ``ignore_merges`` (Llama-3), a word that is itself a token
+    is returned whole.
+    """
+
+    CACHE_SIZE = 200_000
+
+    def __init__(self, vocab: dict[str, int], merges: list[tuple[str, str]], ignore_merges: bool = False):
+        self.vocab = vocab
+        self.merges = merges
+        self.ignore_merges = ignore_merges
+        # A byte missing from the vocabulary (SmolLM2 lacks the 21 bytes that rare or invalid UTF-8 needs) is
+        # dropped, as HF's BPE does without an unk token; our own vocabularies always hold all 256.
+        self.byte_ids = [vocab.get(char) for _, char in sorted(bytes_to_unicode().items())]
+        self.complete = None not in self.byte_ids
+        self.ranks: dict[tuple[int, int], tuple[int, int]] = {}
+        for rank, (left, right) in enumerate(merges):
+            ids = (vocab.get(left), vocab.get(right), vocab.get(left + right))
+            if None in ids:
+                raise ValueError(
+                    f"merge #{rank} {left!r} + {right!r} uses or makes a token missing from the vocabulary; "
+                    "every merge's parts and result must be in the vocab"
+                )
+            self.ranks.setdefault((ids[0], ids[1]), (rank, ids[2]))
+        self.cache: dict[str, list[int]] = {}
+
+    def encode_word(self, word: str) -> list[int]:
+        """Ids of one pre-split word (cached).
+
+        Example:
+            >>> from tokenizers_bpe.bytes_map import byte_alphabet
+            >>> vocab = {c: i for i, c in enumerate(byte_alphabet())}
+            >>> vocab["Ġh"] = 256
+            >>> BPEModel(vocab, [("Ġ", "h")]).encode_word(" hi")
+            [256, 72]
+        """
+        ids = self.cache.get(word)
+        if ids is None:
+            ids = self._encode_uncached(word)
+            if len(self.cache) >= self.CACHE_SIZE:
+                self.cache.clear()
+            self.cache[word] = ids
+        return ids
+
+    def _encode_uncached(self, word: str) -> list[int]:
+        if self.ignore_merges:
+            whole = self.vocab.get(text_to_byte_chars(word))
+            if whole is not None:
+                return [whole]
+        byte_ids = self.byte_ids
+        try:
+            data = word.encode("utf-8")
+        except UnicodeEncodeError:
+            text_to_byte_chars(word)  # raises the ValueError that names the lone surrogate
+            raise
+        ids = [byte_ids[byte] for byte in data]
+        if not self.complete:
+            ids = [index for index in ids if index is not None]
+        return apply_merges(ids, self.ranks)

@@ -1,0 +1,290 @@
+"""BPETokenizer: train, encode, decode, special tokens, chat template, save/load as ``tokenizer.json``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import regex
+
+from .bpe_model import BPEModel
+from .bytes_map import bytes_to_unicode
+from .chat_template import CHATML_TEMPLATE, render_chat
+from .hf_json import TokenizerSpec, post_processor_ids, spec_from_json, spec_to_json
+from .normalize import make_normalizer
+from .pretokenize import GPT2_PATTERN, PreTokenizer, resolve_pattern
+from .special_tokens import AddedToken, AddedVocabulary, AllowedSpecial
+from .storage import read_files, token_text, write_files
+from .trainer import count_words, learn_merges
+
+DEFAULT_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+ROLES = ("bos_token", "eos_token", "pad_token", "unk_token")
+_NOT_TRAINED = "this BPETokenizer is not trained yet (no vocabulary); call train(texts) or BPETokenizer.load(path)"
+
+
+class BPETokenizer:
+    """Byte-level BPE with a GPT-2/GPT-4 style regex pre-split, encoding exactly as HF ``tokenizers``.
+
+    Usage::
+
+        tok = BPETokenizer(vocab_size=8192)      # special tokens: <|endoftext|>, <|im_start|>, <|im_end|>
+        tok.train(lines)                         # any iterable of str, streamed
+        ids = tok.encode("Hello world")
+        tok.save("out/")                         # tokenizer.json + tokenizer_config.json
+        tok = BPETokenizer.load("out/")          # also any HF byte-level BPE tokenizer.json / folder
+
+    ``vocab_size`` is the number of tokens, bytes, merges and special tokens together (HF's count); before
+    training it is the size asked for. ``pattern`` is ``"gpt2"``, ``"gpt4"``, ``"llama3"`` or a regex.
+    The ``*_token`` roles name special tokens (None for none); their ids are ``bos_token_id`` etc.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 8192,
+        special_tokens: Iterable[str] = DEFAULT_SPECIAL_TOKENS,
+        min_frequency: int = 0,
+        pattern: str = "gpt4",
+        bos_token: str | None = "<|endoftext|>",
+        eos_token: str | None = "<|endoftext|>",
+        pad_token: str | None = "<|endoftext|>",
+        unk_token: str | None = "<|endoftext|>",
+        chat_template: str | None = None,
+        show_progress: bool = True,
+    ):
+        self.special_tokens = list(dict.fromkeys(special_tokens))
+        if not all(isinstance(token, str) and token for token in self.special_tokens):
+            raise ValueError(f"special_tokens must be non-empty strings; got {self.special_tokens!r}")
+        smallest = 256 + len(self.special_tokens)
+        if not isinstance(vocab_size, int) or vocab_size < smallest:
+            raise ValueError(
+                f"vocab_size={vocab_size!r} is too small; it must be an int >= {smallest} "
+                f"(256 bytes + {len(self.special_tokens)} special tokens)"
+            )
+        if not isinstance(min_frequency, int) or min_frequency < 0:
+            raise ValueError(f"min_frequency={min_frequency!r} is invalid; expected an int >= 0")
+        roles = {"bos_token": bos_token, "eos_token": eos_token, "pad_token": pad_token, "unk_token": unk_token}
+        for role, token in roles.items():
+            if token is not None and token not in self.special_tokens:
+                raise ValueError(f"{role}={token!r} is not one of special_tokens {self.special_tokens}")
+        self.target_vocab_size = vocab_size
+        self.min_frequency = min_frequency
+        self.pattern = resolve_pattern(pattern)
+        self.show_progress = show_progress
+        self.chat_template = chat_template or CHATML_TEMPLATE
+        self.bos_token, self.eos_token, self.pad_token, self.unk_token = roles.values()
+        self.pre_tokenizer = PreTokenizer.from_pattern(self.pattern)
+        self._spec: TokenizerSpec | None = None
+
+    # ----------------------------------------------------------------------------------------- training
+    def train(self, texts: Iterable[str] | str, show_progress: bool | None = None) -> BPETokenizer:
+        """Learn merges from ``texts`` (streamed once; only word counts are kept). Returns ``self``.
+
+        Special-token text inside the corpus is cut out and never learnt from.
+        """
+        progress = self.show_progress if show_progress is None else show_progress
+        texts = [texts] if isinstance(texts, str) else texts
+        specials = sorted(self.special_tokens, key=len, reverse=True)
+        cutter = regex.compile("|".join(regex.escape(t) for t in specials)) if specials else None
+        pre_tokenizer = self.pre_tokenizer
+
+        def split(text: str) -> list[str]:
+            if cutter is None or cutter.search(text) is None:
+                return pre_tokenizer(text)
+            return [piece for part in cutter.split(text) for piece in pre_tokenizer(part)]
+
+        counts = count_words(texts, split, show_progress=progress)
+        if not counts:
+            raise ValueError("the training corpus holds no text (0 words after pre-splitting); pass non-empty strings")
+        id_to_token, merges = learn_merges(
+            counts, self.target_vocab_size, self.special_tokens, self.min_frequency, show_progress=progress
+        )
+        self._install(TokenizerSpec(
+            vocab={token: index for index, token in enumerate(id_to_token)},
+            merges=merges,
+            added_tokens=[AddedToken(index, token) for index, token in enumerate(self.special_tokens)],
+            pre_tokenizer=self.pre_tokenizer.steps,
+        ))
+        return self
+
+    def _install(self, spec: TokenizerSpec) -> None:
+        """Build the runtime tables (model, added tokens, id -> bytes) from a spec."""
+        self._spec = spec
+        self._model = BPEModel(spec.vocab, spec.merges, spec.ignore_merges)
+        self._added = AddedVocabulary(spec.added_tokens)
+        self._all_specials = self._added.special_contents
+        self._normalize = make_normalizer(spec.normalizer)
+        self.pre_tokenizer = PreTokenizer(spec.pre_tokenizer)
+        self._token_to_id = dict(spec.vocab)
+        self._token_to_id.update({token.content: token.id for token in spec.added_tokens})
+        size = max(self._token_to_id.values(), default=-1) + 1
+        self._id_to_token: list[str | None] = [None] * size
+        for token, index in self._token_to_id.items():
+            if index < 0:
+                raise ValueError(f"token {token!r} has id {index}; ids must be >= 0")
+            self._id_to_token[index] = token
+        byte_of = {char: bytes([byte]) for byte, char in bytes_to_unicode().items()}
+        self._id_bytes: list[bytes | None] = [
+            None if token is None
+            else b"".join(byte_of[c] for c in token) if all(c in byte_of for c in token)
+            else token.encode("utf-8")  # as HF's ByteLevel decoder: a token outside the byte alphabet is kept
+            for token in self._id_to_token
+        ]
+        self._special_ids = {token.id for token in spec.added_tokens if token.special}
+        self._prefix, self._suffix = post_processor_ids(spec.post_processor, self._token_to_id)
+
+    # ----------------------------------------------------------------------------------------- encoding
+    def encode(self, text: str, add_special_tokens: bool = True, allowed_special: AllowedSpecial = "all") -> list[int]:
+        """Token ids of ``text``, equal to HF ``tokenizers``' ``encode(text).ids`` for the same file.
+
+        Special-token text in ``text`` becomes the special token when ``allowed_special`` allows it ("all",
+        the default, as HF; "none"; or a set of token strings); otherwise it is encoded as plain text.
+        ``add_special_tokens`` adds what the post-processor adds (nothing for our own tokenizers).
+        """
+        if self._spec is None:
+            raise ValueError(_NOT_TRAINED)
+        if not isinstance(text, str):
+            raise ValueError(f"encode expects a str; got {type(text).__name__}")
+        allowed = self._all_specials if allowed_special == "all" else self._added.resolve_allowed(allowed_special)
+        ids: list[int] = []
+        for segment, token_id in self._added.split(text, allowed):
+            if token_id is None:
+                ids += self._encode_ordinary(segment)
+            else:
+                ids.append(token_id)
+        if add_special_tokens and (self._prefix or self._suffix):
+            ids = self._prefix + ids + self._suffix
+        return ids
+
+    def _encode_ordinary(self, text: str) -> list[int]:
+        if self._normalize is not None:
+            text = self._normalize(text)
+        cache = self._model.cache
+        encode_word = self._model.encode_word
+        ids: list[int] = []
+        for piece in self.pre_tokenizer(text):
+            found = cache.get(piece)
+            ids += found if found is not None else encode_word(piece)
+        return ids
+
+    def encode_batch(self, texts: Iterable[str], add_special_tokens: bool = True,
+                     allowed_special: AllowedSpecial = "all") -> list[list[int]]:
+        """:meth:`encode` for each text."""
+        return [self.encode(text, add_special_tokens, allowed_special) for text in texts]
+
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
+        """Text of ``ids``; bytes that do not form valid UTF-8 become U+FFFD, as in HF."""
+        if self._spec is None:
+            raise ValueError(_NOT_TRAINED)
+        table = self._id_bytes
+        ids = list(ids)
+        if skip_special_tokens:
+            ids = [index for index in ids if index not in self._special_ids]
+        try:
+            parts = [table[index] if index >= 0 else None for index in ids]
+        except (IndexError, TypeError):
+            parts = [None]
+        if None in parts:
+            bad = next(i for i in ids if not isinstance(i, int) or not 0 <= i < len(table) or table[i] is None)
+            raise ValueError(f"cannot decode id {bad!r}: valid ids are the ints 0..{len(table) - 1} of the vocabulary")
+        return b"".join(parts).decode("utf-8", errors="replace")
+
+    def decode_batch(self, batch: Iterable[Iterable[int]], skip_special_tokens: bool = False) -> list[str]:
+        """:meth:`decode` for each id sequence."""
+        return [self.decode(ids, skip_special_tokens) for ids in batch]
+
+    # ----------------------------------------------------------------------------------------- vocabulary
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens (bytes, merges, added tokens; HF's ``get_vocab_size()``); before training, the target."""
+        return len(self._token_to_id) if self._spec is not None else self.target_vocab_size
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def token_to_id(self, token: str) -> int | None:
+        """Id of a token (byte-level string or added token), None when absent."""
+        return self._token_to_id.get(token) if self._spec is not None else None
+
+    def id_to_token(self, index: int) -> str | None:
+        """Token string of an id, None when absent."""
+        if self._spec is None or not isinstance(index, int) or not 0 <= index < len(self._id_to_token):
+            return None
+        return self._id_to_token[index]
+
+    def get_vocab(self) -> dict[str, int]:
+        """Token -> id, added tokens included."""
+        return dict(self._token_to_id) if self._spec is not None else {}
+
+    def tokenize(self, text: str) -> list[str]:
+        """Token strings of ``text`` (byte-level form)."""
+        return [self._id_to_token[index] for index in self.encode(text, add_special_tokens=False)]
+
+    @property
+    def bos_token_id(self) -> int | None:
+        return self.token_to_id(self.bos_token) if self.bos_token else None
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self.token_to_id(self.eos_token) if self.eos_token else None
+
+    @property
+    def pad_token_id(self) -> int | None:
+        return self.token_to_id(self.pad_token) if self.pad_token else None
+
+    @property
+    def unk_token_id(self) -> int | None:
+        return self.token_to_id(self.unk_token) if self.unk_token else None
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        """Ids of the special added tokens."""
+        return sorted(self._special_ids) if self._spec is not None else []
+
+    # ----------------------------------------------------------------------------------------- chat
+    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = False,
+                            tokenize: bool = False, **kwargs: object) -> str | list[int]:
+        """Render ``messages`` with the chat template (ChatML unless the loaded folder has its own).
+
+        With ``tokenize=True`` returns the ids of the rendered text (no post-processor ids, as transformers).
+        """
+        roles = {role: getattr(self, role) for role in ROLES if getattr(self, role) is not None}
+        text = render_chat(self.chat_template, messages, add_generation_prompt, roles, **kwargs)
+        return self.encode(text, add_special_tokens=False) if tokenize else text
+
+    # ----------------------------------------------------------------------------------------- files
+    def save(self, path: str | Path) -> Path:
+        """Write ``tokenizer.json`` (and, for a folder, ``tokenizer_config.json``); returns the json's path."""
+        if self._spec is None:
+            raise ValueError(_NOT_TRAINED)
+        config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
+        config.update({role: getattr(self, role) for role in ROLES})
+        config["chat_template"] = self.chat_template
+        return write_files(path, spec_to_json(self._spec), config)
+
+    save_pretrained = save
+
+    @classmethod
+    def load(cls, path: str | Path) -> BPETokenizer:
+        """Load ours or any HF byte-level BPE ``tokenizer.json``, or a folder holding one (with its config)."""
+        data, config, template = read_files(path)
+        spec = spec_from_json(data)
+        self = cls.__new__(cls)
+        self._install(spec)
+        self.special_tokens = [token.content for token in spec.added_tokens if token.special]
+        self.target_vocab_size = self.vocab_size
+        self.min_frequency = 0
+        splits = [step["pattern"] for step in spec.pre_tokenizer if step["type"] == "Split"]
+        self.pattern = splits[0] if splits else GPT2_PATTERN
+        self.show_progress = True
+        self.chat_template = template or CHATML_TEMPLATE
+        fallback = "<|endoftext|>" if "<|endoftext|>" in self._token_to_id else None
+        for role in ROLES:
+            token = token_text(config.get(role)) if config else fallback
+            setattr(self, role, token if token in self._token_to_id else None)
+        return self
+
+    from_pretrained = load
+
+    def __repr__(self) -> str:
+        state = f"vocab_size={self.vocab_size}" if self._spec else f"untrained, target {self.target_vocab_size}"
+        return f"BPETokenizer({state}, special_tokens={self.special_tokens})"
