@@ -60,6 +60,11 @@ def pubmed_contexts(shared_data: Path) -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def small_corpus() -> list[str]:
+    return list(SMALL_CORPUS)
+
+
+@pytest.fixture(scope="session")
 def small_tokenizer():
     """Our tokenizer trained on SMALL_CORPUS (vocab 400, GPT-4 pattern, default special tokens)."""
     from tokenizers_bpe import BPETokenizer
