@@ -1,1 +1,5 @@
-"""rag."""
+"""rag: document splitting (and, later, the document store, embedders and RAGModel)."""
+
+from .splitters import DocumentProcessor
+
+__all__ = ["DocumentProcessor"]
