@@ -6,6 +6,8 @@
 from .checkpoint import load_pretrained
 from .config import PRESETS, ModelConfig
 from .decoder import DecoderOnlyModel
+from .encoder import EncoderOnlyModel
+from .encoder_decoder import EncoderDecoderModel
 from .outputs import ModelOutput
 
-__all__ = ["ModelConfig", "PRESETS", "DecoderOnlyModel", "ModelOutput", "load_pretrained"]
+__all__ = ["ModelConfig", "PRESETS", "DecoderOnlyModel", "EncoderOnlyModel", "EncoderDecoderModel", "ModelOutput", "load_pretrained"]
