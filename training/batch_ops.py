@@ -1,0 +1,59 @@
+"""What the Trainer does to one batch: move it, weigh it, read the loss off the model's output."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+IGNORE_INDEX = -100
+
+
+def require_mapping(batch: Any) -> Mapping[str, Any]:
+    """The batch itself, or a clear error when it is not a dict of model inputs."""
+    if not isinstance(batch, Mapping):
+        raise ValueError(
+            f"batches must be dicts passed as model(**batch) (input_ids, attention_mask, labels ...), "
+            f"got {type(batch).__name__}"
+        )
+    return batch
+
+
+def to_device(batch: Any, device: torch.device) -> dict[str, Any]:
+    """Move every tensor of a batch dict to ``device`` (the batch is passed as ``model(**batch)``)."""
+    require_mapping(batch)
+    non_blocking = device.type == "cuda"
+    return {k: (v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+def loss_weight(batch: Mapping[str, Any]) -> float:
+    """How much a micro-batch counts in a token-weighted mean: label tokens (not -100), else rows."""
+    labels = require_mapping(batch).get("labels")
+    if torch.is_tensor(labels):
+        return float((labels != IGNORE_INDEX).sum().item())
+    first = next((v for v in batch.values() if torch.is_tensor(v)), None)
+    return float(first.shape[0]) if first is not None and first.dim() else 1.0
+
+
+def count_tokens(batch: Mapping[str, Any]) -> int:
+    """Real tokens of a batch (attention mask sum when it is on the CPU, else the input_ids size)."""
+    mask = batch.get("attention_mask")
+    if torch.is_tensor(mask) and mask.device.type == "cpu":
+        return int(mask.sum().item())
+    ids = batch.get("input_ids")
+    return int(ids.numel()) if torch.is_tensor(ids) else 0
+
+
+def loss_of(output: Any, step: int) -> torch.Tensor:
+    """``output.loss`` (or ``output["loss"]``, or the first element of a tuple), with a clear error if absent."""
+    loss = getattr(output, "loss", None)
+    if loss is None and isinstance(output, Mapping):
+        loss = output.get("loss")
+    if loss is None and isinstance(output, tuple) and output and torch.is_tensor(output[0]) and output[0].dim() == 0:
+        loss = output[0]
+    if loss is None:
+        raise ValueError(
+            f"the model returned no loss at step {step}; batches must include 'labels' so model(**batch).loss is set"
+        )
+    return loss

@@ -1,0 +1,105 @@
+"""Checkpoint directories of a run: write one atomically, find the latest complete one, keep the last K.
+
+Layout of ``checkpoint_dir``::
+
+    checkpoint-STEP/   intermediate checkpoints (the last ``save_total_limit`` are kept)
+    best/              the best model so far (by the monitored metric)
+    final/             the model at the end of training (the best one when early stopping restored it)
+    metrics.jsonl      one JSON object per log / eval event
+    loss_curve.png     written at the end when matplotlib is installed
+
+Each checkpoint is the model's own ``save_pretrained`` directory (plus the tokenizer when one is given) and a
+``trainer_state/`` folder (see :mod:`training.trainer_state`). It is built in a hidden temporary sibling and
+renamed into place, and its completion marker is written last, so a run killed at any moment leaves either the
+old checkpoint or the complete new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from minillm.atomic import atomic_directory
+
+from .trainer_state import is_complete, mark_complete, write_trainer_state
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def save_checkpoint(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any],
+    tokenizer: Any = None,
+) -> Path:
+    """Write a complete checkpoint at ``path`` atomically and return it."""
+    with atomic_directory(path) as tmp:
+        model.save_pretrained(str(tmp))
+        Path(tmp).chmod(0o755)  # mkdtemp makes it owner-only
+        if tokenizer is not None:
+            save_tokenizer(tokenizer, tmp)
+        write_trainer_state(tmp, model, optimizer, state)
+        mark_complete(tmp, int(state["global_step"]))
+    return Path(path)
+
+
+def save_tokenizer(tokenizer: Any, directory: Path) -> None:
+    """Our tokenizers have ``save(dir)``; transformers' have ``save_pretrained(dir)``."""
+    save = getattr(tokenizer, "save_pretrained", None) or getattr(tokenizer, "save", None)
+    if save is None:
+        raise ValueError(f"tokenizer of type {type(tokenizer).__name__} has neither save() nor save_pretrained()")
+    save(str(directory))
+
+
+def list_checkpoints(checkpoint_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """Complete ``checkpoint-STEP`` directories, oldest first."""
+    root = Path(checkpoint_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        match = CHECKPOINT_RE.match(child.name)
+        if match and child.is_dir() and is_complete(child):
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def find_latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
+    """The complete ``checkpoint-STEP`` with the highest step under ``checkpoint_dir``, or None.
+
+    Incomplete checkpoints (no completion marker, e.g. a run killed while writing) and hidden temporary
+    directories are ignored.
+    """
+    found = list_checkpoints(checkpoint_dir)
+    return found[-1][1] if found else None
+
+
+def rotate_checkpoints(checkpoint_dir: Path, keep: int | None) -> None:
+    """Delete all but the newest ``keep`` complete checkpoints (``best/`` and ``final/`` are separate)."""
+    if keep is None:
+        return
+    for _, path in list_checkpoints(checkpoint_dir)[:-keep] if keep > 0 else list_checkpoints(checkpoint_dir):
+        logger.info("removing old checkpoint %s", path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def recover_interrupted(checkpoint_dir: Path) -> None:
+    """Clean up after a killed run: put back a ``best``/``final`` caught mid-swap, drop temporary directories."""
+    root = Path(checkpoint_dir)
+    if not root.is_dir():
+        return
+    for name in ("best", "final"):
+        if not (root / name).exists():
+            olds = sorted(root.glob(f".{name}.old-*"), key=lambda p: p.stat().st_mtime)
+            if olds and is_complete(olds[-1]):
+                os.replace(olds[-1], root / name)
+                logger.warning("restored %s/ from an interrupted replacement", name)
+    for child in root.iterdir():
+        if child.name.startswith(".") and (".tmp-" in child.name or ".old-" in child.name) and child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)

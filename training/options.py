@@ -1,0 +1,90 @@
+"""TrainerOptions: every keyword option of :class:`training.Trainer`, validated in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from .schedules import validate_schedule
+
+MIXED_PRECISION = (None, "no", "bf16", "fp16")
+
+
+@dataclass
+class TrainerOptions:
+    """Keyword options of the Trainer (defaults in brackets).
+
+    - ``weight_decay`` [0.01] AdamW decay, applied to parameters with 2 or more dimensions only.
+    - ``adam_betas`` [(0.9, 0.999)], ``adam_eps`` [1e-8].
+    - ``warmup_steps`` [0] linear warmup in optimizer updates; ``lr_scheduler`` ["constant"] | "cosine" | "linear";
+      ``min_lr_ratio`` [0.0] floor of the decaying schedules (see :mod:`training.schedules`).
+    - ``gradient_accumulation_steps`` [1] micro-batches per optimizer update.
+    - ``max_grad_norm`` [1.0] gradient clipping; None or 0 turns it off.
+    - ``mixed_precision`` [None] "bf16" (CUDA with bf16 support, CPU, MPS) or "fp16" (CUDA, with a grad scaler).
+    - ``gradient_checkpointing`` [False] calls ``model.gradient_checkpointing_enable()``.
+    - ``eval_every`` / ``save_every`` [None = at the end of every epoch] in optimizer updates;
+      ``log_every`` [10] updates between metric records and progress-bar refreshes.
+    - ``save_total_limit`` [3] how many ``checkpoint-STEP`` directories to keep (None keeps all).
+    - ``seed`` [42] seeds python/numpy/torch at the start of a fresh run and the per-epoch shuffle.
+    - ``max_steps`` [None] stop after this many updates; when given it overrides ``epochs``.
+    - ``early_stopping_mode`` ["min"] for the monitored metric (validation loss, else training loss).
+    - ``restore_best`` [True] load the best weights back when early stopping triggers.
+    - ``progress_bar`` [True], ``tensorboard`` [True] (when importable), ``plot`` [True] (when matplotlib is).
+    - ``fsdp`` [False] reserved for FullyShardedDataParallel (see :mod:`training.distributed`).
+    """
+
+    weight_decay: float = 0.01
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    warmup_steps: int = 0
+    lr_scheduler: str = "constant"
+    min_lr_ratio: float = 0.0
+    gradient_accumulation_steps: int = 1
+    max_grad_norm: float | None = 1.0
+    mixed_precision: str | None = None
+    gradient_checkpointing: bool = False
+    eval_every: int | None = None
+    save_every: int | None = None
+    log_every: int = 10
+    save_total_limit: int | None = 3
+    seed: int = 42
+    max_steps: int | None = None
+    early_stopping_mode: str = "min"
+    restore_best: bool = True
+    progress_bar: bool = True
+    tensorboard: bool = True
+    plot: bool = True
+    fsdp: bool = False
+
+    def __post_init__(self) -> None:
+        validate_schedule(self.lr_scheduler, self.warmup_steps, self.min_lr_ratio)
+        for name in ("gradient_accumulation_steps", "log_every"):
+            _positive_int(name, getattr(self, name))
+        for name in ("eval_every", "save_every", "max_steps"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        if self.save_total_limit is not None and (not isinstance(self.save_total_limit, int) or self.save_total_limit < 1):
+            raise ValueError(f"save_total_limit must be an int >= 1 or None, got {self.save_total_limit!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.max_grad_norm is not None and self.max_grad_norm < 0:
+            raise ValueError(f"max_grad_norm must be >= 0 or None, got {self.max_grad_norm!r}")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision {self.mixed_precision!r} is unknown; use None, 'bf16' or 'fp16'")
+        if self.mixed_precision == "no":
+            self.mixed_precision = None
+
+    @classmethod
+    def from_kwargs(cls, options: dict[str, Any]) -> TrainerOptions:
+        """Build from keyword options; unknown names raise ValueError listing them and the valid ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(f"unknown Trainer option(s) {unknown}; valid options: {', '.join(sorted(known))}")
+        return cls(**options)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")

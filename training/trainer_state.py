@@ -1,0 +1,184 @@
+"""The ``trainer_state/`` folder of a checkpoint: everything besides the weights that exact resume needs.
+
+Files (no pickle anywhere):
+
+- ``trainable.safetensors``  the parameters that require grad, under the model's own names (what resume and
+  "restore best" load back, so a 4-bit PEFT model only stores its adapters here and they stay trainable);
+- ``optimizer.safetensors``  every tensor of the optimizer state (``state.<param index>.<key>``);
+- ``rng.safetensors``        torch CPU / CUDA / MPS generator states and numpy's MT19937 key;
+- ``state.json``             step, epoch, data position, early-stopping state, metric history, schedule,
+  optimizer param groups (with the parameter names they cover), grad-scaler state, python/numpy RNG scalars;
+- ``COMPLETE``               written last; a checkpoint without it is never used.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+STATE_DIR = "trainer_state"
+MARKER = "COMPLETE"
+TRAINABLE = "trainable.safetensors"
+OPTIMIZER = "optimizer.safetensors"
+RNG = "rng.safetensors"
+STATE_JSON = "state.json"
+
+
+# ----------------------------------------------------------------------------- weights
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters that require grad, detached on CPU (tied parameters appear once)."""
+    return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(model: torch.nn.Module, file: Path) -> None:
+    """Copy saved trainable parameters into ``model`` in place (requires_grad flags are left untouched)."""
+    saved = _read_safetensors(file)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    missing, extra = sorted(set(params) - set(saved)), sorted(set(saved) - set(params))
+    if missing or extra:
+        raise ValueError(
+            f"{file} does not match the model's trainable parameters: missing {missing[:5]}, unexpected "
+            f"{extra[:5]}; resume with the same model and the same trainable parameters"
+        )
+    with torch.no_grad():
+        for name, param in params.items():
+            if saved[name].shape != param.shape:
+                raise ValueError(f"{file}: {name} has shape {tuple(saved[name].shape)}, model {tuple(param.shape)}")
+            param.copy_(saved[name].to(param.device, param.dtype))
+
+
+# ----------------------------------------------------------------------------- optimizer
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split ``optimizer.state_dict()`` into safetensors tensors and JSON metadata."""
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entry in sd["state"].items():
+        for key, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Inverse of :func:`optimizer_tensors`."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    for index, entry in meta["scalars"].items():
+        state.setdefault(int(index), {}).update(entry)
+    groups = []
+    for group in meta["param_groups"]:
+        group = dict(group)
+        if isinstance(group.get("betas"), list):
+            group["betas"] = tuple(group["betas"])
+        groups.append(group)
+    current = optimizer.state_dict()["param_groups"]
+    if [len(g["params"]) for g in current] != [len(g["params"]) for g in groups]:
+        raise ValueError(
+            f"optimizer state has groups of {[len(g['params']) for g in groups]} parameters, the current optimizer "
+            f"{[len(g['params']) for g in current]}; resume with the same model and trainable parameters"
+        )
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+# ----------------------------------------------------------------------------- RNG
+def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """States of python, numpy and torch (CPU, every CUDA device, MPS) generators."""
+    tensors = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"torch_cuda_{i}"] = s
+    if torch.backends.mps.is_available():
+        tensors["torch_mps"] = torch.mps.get_rng_state()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    tensors["numpy_keys"] = torch.from_numpy(keys.astype(np.int64))
+    version, internal, gauss_next = random.getstate()
+    meta = {
+        "python": [version, list(internal), gauss_next],
+        "numpy": {"kind": kind, "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+    }
+    return tensors, meta
+
+
+def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng` (device states that do not exist here are skipped)."""
+    torch.set_rng_state(tensors["torch_cpu"])
+    cuda = sorted(k for k in tensors if k.startswith("torch_cuda_"))
+    if cuda and torch.cuda.is_available():
+        for key in cuda[: torch.cuda.device_count()]:
+            torch.cuda.set_rng_state(tensors[key], int(key.rsplit("_", 1)[1]))
+    if "torch_mps" in tensors and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(tensors["torch_mps"])
+    n = meta["numpy"]
+    keys = tensors["numpy_keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    version, internal, gauss_next = meta["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+# ----------------------------------------------------------------------------- folder
+def write_trainer_state(
+    directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+) -> None:
+    """Write ``directory/trainer_state/`` (the caller writes into a temporary directory and renames it)."""
+    folder = Path(directory) / STATE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(trainable_state(model), str(folder / TRAINABLE))
+    opt_tensors, opt_meta = optimizer_tensors(optimizer)
+    save_file(opt_tensors, str(folder / OPTIMIZER))
+    rng_tensors, rng_meta = capture_rng()
+    save_file(rng_tensors, str(folder / RNG))
+    full = {**state, "optimizer": opt_meta, "rng": rng_meta}
+    (folder / STATE_JSON).write_text(json.dumps(full, indent=1, allow_nan=True) + "\n")
+
+
+def mark_complete(directory: Path, step: int) -> None:
+    """Write the completion marker; call it after everything else of the checkpoint is on disk."""
+    (Path(directory) / STATE_DIR / MARKER).write_text(json.dumps({"global_step": step}) + "\n")
+
+
+def is_complete(directory: Path) -> bool:
+    """Whether ``directory`` holds a finished checkpoint."""
+    return (Path(directory) / STATE_DIR / MARKER).is_file()
+
+
+def read_state(directory: Path) -> dict[str, Any]:
+    """``state.json`` of a complete checkpoint, with a clear error for an incomplete or corrupt one."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"checkpoint {str(directory)!r} does not exist")
+    if not is_complete(directory):
+        raise ValueError(
+            f"checkpoint {str(directory)!r} is incomplete (no {STATE_DIR}/{MARKER}); it was interrupted while being "
+            f"written or is not a training checkpoint; use find_latest_checkpoint() to pick a complete one"
+        )
+    file = directory / STATE_DIR / STATE_JSON
+    try:
+        return json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{file} is unreadable ({exc}); the checkpoint is corrupt") from exc
+
+
+def read_tensors(directory: Path, name: str) -> dict[str, torch.Tensor]:
+    """One safetensors file of ``trainer_state/``."""
+    return _read_safetensors(Path(directory) / STATE_DIR / name)
+
+
+def _read_safetensors(file: Path) -> dict[str, torch.Tensor]:
+    if not file.is_file():
+        raise ValueError(f"{file} is missing; the checkpoint is corrupt")
+    try:
+        return load_file(str(file))
+    except Exception as exc:  # safetensors raises its own error types
+        raise ValueError(f"cannot read {file} ({exc}); the checkpoint is corrupt") from exc
