@@ -10,4 +10,7 @@ from .encoder import EncoderOnlyModel
 from .encoder_decoder import EncoderDecoderModel
 from .outputs import ModelOutput
 
-__all__ = ["ModelConfig", "PRESETS", "DecoderOnlyModel", "EncoderOnlyModel", "EncoderDecoderModel", "ModelOutput", "load_pretrained"]
+__all__ = [
+    "ModelConfig", "PRESETS", "DecoderOnlyModel", "EncoderOnlyModel", "EncoderDecoderModel", "ModelOutput",
+    "load_pretrained",
+]
