@@ -131,6 +131,7 @@ class BPETokenizer:
         ]
         self._special_ids = {token.id for token in spec.added_tokens if token.special}
         self._prefix, self._suffix = post_processor_ids(spec.post_processor, self._token_to_id)
+        self._wraps = bool(self._prefix or self._suffix)
 
     # ----------------------------------------------------------------------------------------- encoding
     def encode(self, text: str, add_special_tokens: bool = True, allowed_special: AllowedSpecial = "all") -> list[int]:
@@ -144,26 +145,29 @@ class BPETokenizer:
             raise ValueError(_NOT_TRAINED)
         if not isinstance(text, str):
             raise ValueError(f"encode expects a str; got {type(text).__name__}")
-        allowed = self._all_specials if allowed_special == "all" else self._added.resolve_allowed(allowed_special)
-        ids: list[int] = []
+        if allowed_special == "all":
+            if not self._added.may_match(text):  # the common case: no added token can occur
+                ids = self._encode_ordinary(text)
+                return self._prefix + ids + self._suffix if add_special_tokens and self._wraps else ids
+            allowed = self._all_specials
+        else:
+            allowed = self._added.resolve_allowed(allowed_special)
+        ids = []
         for segment, token_id in self._added.split(text, allowed):
             if token_id is None:
                 ids += self._encode_ordinary(segment)
             else:
                 ids.append(token_id)
-        if add_special_tokens and (self._prefix or self._suffix):
-            ids = self._prefix + ids + self._suffix
-        return ids
+        return self._prefix + ids + self._suffix if add_special_tokens and self._wraps else ids
 
     def _encode_ordinary(self, text: str) -> list[int]:
         if self._normalize is not None:
             text = self._normalize(text)
-        cache = self._model.cache
+        cached = self._model.cache.get
         encode_word = self._model.encode_word
         ids: list[int] = []
         for piece in self.pre_tokenizer(text):
-            found = cache.get(piece)
-            ids += found if found is not None else encode_word(piece)
+            ids += cached(piece) or encode_word(piece)
         return ids
 
     def encode_batch(self, texts: Iterable[str], add_special_tokens: bool = True,
