@@ -1,0 +1,149 @@
+"""``create_dataloaders``: items -> tokenized rows -> DataLoaders of dict batches for ``model(**batch)``.
+
+Which rows each objective gets:
+
+=========  =============================================  ==============================================
+objective  plain text items                               instruction / chat / pair items
+=========  =============================================  ==============================================
+clm        token store on disk (memmap, cached by hash);  tokenized in memory; whole examples packed into
+           packed windows with ``segment_ids``, or one    rows with ``segment_ids`` (or one per row);
+           row per document window without packing        labels only on answers / assistant turns
+mlm        token store; one row per document window       (not supported)
+seq2seq    (not supported)                                ``input_ids`` = source, ``labels`` = target
+=========  =============================================  ==============================================
+
+Example::
+
+    train, val, _ = load_and_split_data("corpus.txt")
+    train_loader, val_loader = create_dataloaders(train, val, tokenizer, batch_size=8, max_length=256)
+    for batch in train_loader:
+        loss = model(**batch).loss
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .data_collate import EpochSampler, collator_for
+from .data_examples import IGNORE_INDEX, pack_examples, seq2seq_example, single_rows, supervised_example
+from .data_formats import Item, item_kind, item_text
+from .data_tokens import eos_id, store_for_texts, vocab_len
+from .data_windows import TokenWindowDataset, _cls_sep
+
+logger = logging.getLogger(__name__)
+OBJECTIVES = ("clm", "mlm", "seq2seq")
+OBJECTIVE_BY_MODEL = {"decoder_only": "clm", "encoder_only": "mlm", "encoder_decoder": "seq2seq"}
+
+
+class RowsDataset(Dataset):
+    """Rows already tokenized in memory (lists of dicts)."""
+
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.rows[index]
+
+
+def resolve_objective(objective: str, model_type: str | None) -> str:
+    """The objective, taken from ``model_type`` when one is given.
+
+    >>> resolve_objective("clm", "encoder_only")
+    'mlm'
+    """
+    if model_type is not None:
+        if model_type not in OBJECTIVE_BY_MODEL:
+            raise ValueError(f"model_type={model_type!r} is unknown; valid: {', '.join(OBJECTIVE_BY_MODEL)}")
+        return OBJECTIVE_BY_MODEL[model_type]
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective={objective!r} is unknown; valid: {', '.join(OBJECTIVES)}")
+    return objective
+
+
+def build_dataset(items: Sequence[Item], tokenizer, max_length: int, objective: str = "clm",
+                  packing: bool = True, cache_dir: str | os.PathLike | None = None, name: str = "train") -> Dataset:
+    """The Dataset of rows for ``items`` under ``objective`` (see the module table)."""
+    kinds = [item_kind(item, f"{name} item {i}") for i, item in enumerate(items)]
+    eos = eos_id(tokenizer)
+    if objective in ("clm", "mlm") and all(kind == "text" for kind in kinds):
+        store = store_for_texts([item_text(item) for item in items], tokenizer, cache_dir, desc=f"tokenizing {name}")
+        if store.header["num_tokens"] <= store.header["num_docs"] + 1:
+            raise ValueError(f"the {name} texts give no tokens (all {len(items)} are empty)")
+        if objective == "mlm":
+            return TokenWindowDataset(store, max_length, "mlm", wrap=_cls_sep(tokenizer))
+        return TokenWindowDataset(store, max_length, "packed" if packing else "documents")
+    if objective == "mlm":
+        other = next(kind for kind in kinds if kind != "text")
+        raise ValueError(f"objective 'mlm' trains on plain text; the {name} data has {other} items")
+    if objective == "seq2seq":
+        bad = [(i, kind) for i, kind in enumerate(kinds) if kind not in ("seq2seq", "instruction")]
+        if bad:
+            raise ValueError(f"objective 'seq2seq' needs {{'source','target'}} or {{'input','output'}} items; "
+                             f"{name} item {bad[0][0]} is {bad[0][1]}")
+        return RowsDataset([seq2seq_example(tokenizer, item, kind, max_length, eos)
+                            for item, kind in zip(items, kinds)])
+    examples = [supervised_example(tokenizer, item, kind) for item, kind in zip(items, kinds)]
+    rows, truncated = (pack_examples if packing else single_rows)(examples, max_length, eos)
+    if truncated:
+        logger.warning("%d of %d %s examples were longer than max_length=%d and were truncated",
+                       truncated, len(examples), name, max_length)
+    if not any(label != IGNORE_INDEX for row in rows for label in row["labels"]):
+        raise ValueError(f"no {name} example has a token to learn (no assistant turn or answer survived "
+                         f"max_length={max_length})")
+    return RowsDataset(rows)
+
+
+def create_dataloaders(
+    train_texts: Sequence[Item],
+    val_texts: Sequence[Item] | None,
+    tokenizer,
+    batch_size: int,
+    max_length: int,
+    objective: str = "clm",
+    model_type: str | None = None,
+    seed: int = 42,
+    packing: bool = True,
+    num_workers: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+) -> tuple[DataLoader, DataLoader | None]:
+    """(train_loader, val_loader) of dict batches; ``val_loader`` is None when ``val_texts`` is empty.
+
+    The train loader shuffles with :class:`~training.data_collate.EpochSampler` (``seed + epoch``, with
+    ``set_epoch``); the validation loader keeps its order. Plain-text corpora are tokenized once into a token
+    store under ``cache_dir`` (default ``$MINILLM_CACHE/tokens``) and reused by later calls.
+    """
+    objective = resolve_objective(objective, model_type)
+    for label, value, low in (("batch_size", batch_size, 1), ("max_length", max_length, 4),
+                              ("num_workers", num_workers, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{label}={value!r} must be an int >= {low}")
+    if not train_texts:
+        raise ValueError("train_texts is empty; there is nothing to train on")
+    pad = getattr(tokenizer, "pad_token_id", None)
+    pad = eos_id(tokenizer) if pad is None else int(pad)
+    collate = collator_for(objective, tokenizer, pad, seed, vocab_len(tokenizer))
+    train_set = build_dataset(train_texts, tokenizer, max_length, objective, packing, cache_dir, "train")
+    if len(train_set) < batch_size:
+        raise ValueError(
+            f"the training data ({len(train_texts)} items) gives {len(train_set)} rows of up to max_length="
+            f"{max_length} tokens, fewer than batch_size={batch_size}; add data or lower batch_size or max_length"
+        )
+    train_loader = DataLoader(train_set, batch_size=batch_size, sampler=EpochSampler(len(train_set), seed),
+                              collate_fn=collate, num_workers=num_workers,
+                              generator=torch.Generator().manual_seed(seed))
+    if not val_texts:
+        return train_loader, None
+    val_set = build_dataset(val_texts, tokenizer, max_length, objective, packing, cache_dir, "val")
+    val_loader = DataLoader(val_set, batch_size=batch_size, shuffle=False, collate_fn=collate,
+                            num_workers=num_workers)
+    logger.info("dataloaders: %d train rows, %d val rows (objective %s, max_length %d)",
+                len(train_set), len(val_set), objective, max_length)
+    return train_loader, val_loader
