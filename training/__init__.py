@@ -42,3 +42,9 @@ def __getattr__(name: str) -> Any:
         module = importlib.import_module(f".{_LAZY[name]}", __name__)
         return getattr(module, name)
     raise AttributeError(f"module 'training' has no attribute {name!r}")
+
+# Data loading (training/data*.py).
+from .data import load_and_split_data  # noqa: E402
+from .data_loaders import create_dataloaders  # noqa: E402
+
+__all__ += ["load_and_split_data", "create_dataloaders"]
