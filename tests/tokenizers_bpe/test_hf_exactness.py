@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,7 +18,7 @@ MIXED = st.lists(
     st.one_of(UNICODE, st.sampled_from(["<|endoftext|>", "<|im_start|>", "<|im_end|>", " ", "\n", "'s", "123"])),
     max_size=6,
 ).map("".join)
-FAST = settings(max_examples=300, deadline=None, derandomize=True,
+FAST = settings(max_examples=300, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -88,6 +90,7 @@ def _hf_from(folder, _cache={}):
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_hf_agrees_on_shakespeare_with_our_trained_tokenizer(tmp_path, shakespeare_text):
     lines = shakespeare_text.splitlines(keepends=True)
     ours = BPETokenizer(vocab_size=1000, pattern="gpt2", show_progress=False).train(lines[:8000])
@@ -126,3 +129,16 @@ def test_sequence_with_digits_pre_tokenizer_matches_hf(tmp_path, small_tokenizer
     ours = BPETokenizer.load(tmp_path / "digits.json")
     for text in ["In 2024, 1,234 people paid $56.78", " x1y22z333 ", "٣٤ and ²³ and 12345678"]:
         assert ours.encode(text) == hf.encode(text).ids
+
+
+def test_ignore_merges_llama3_style_matches_hf(small_tokenizer, tmp_path):
+    """Llama-3 sets ``ignore_merges``: a word that is itself a token is taken whole, before any merge."""
+    path = small_tokenizer.save(tmp_path / "tokenizer.json")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["model"]["ignore_merges"] = True
+    data["model"]["vocab"]["Ġshel"] = max(data["model"]["vocab"].values()) + 1  # reachable only whole
+    path.write_text(json.dumps(data), encoding="utf-8")
+    ours, hf = BPETokenizer.load(path), tokenizers.Tokenizer.from_file(str(path))
+    texts = [" shel", " shells", "she sells sea shells", " shel shel", "Ünïcödé wörds"]
+    assert [ours.encode(t) for t in texts] == [hf.encode(t).ids for t in texts]
+    assert ours.encode(" shel") == [data["model"]["vocab"]["Ġshel"]]

@@ -23,7 +23,7 @@ def test_decode_inverts_encode_on_a_matrix_of_strings(small_tokenizer, text):
 
 
 @given(text=st.text(st.characters(blacklist_categories=("Cs",)), max_size=80))
-@settings(max_examples=300, deadline=None, derandomize=True,
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_decode_inverts_encode_on_any_unicode(small_tokenizer, text):
     ids = small_tokenizer.encode(text)
