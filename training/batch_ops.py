@@ -38,7 +38,7 @@ def loss_weight(batch: Mapping[str, Any]) -> float:
 
 def count_tokens(batch: Mapping[str, Any]) -> int:
     """Real tokens of a batch (attention mask sum when it is on the CPU, else the input_ids size)."""
-    mask = batch.get("attention_mask")
+    mask = require_mapping(batch).get("attention_mask")
     if torch.is_tensor(mask) and mask.device.type == "cpu":
         return int(mask.sum().item())
     ids = batch.get("input_ids")

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,7 @@ class Trainer:
         bar = self._progress_bar(epochs)
         self.model.train()
         stop = state["stop_reason"] is not None
-        last_log = (time.perf_counter(), state["tokens_seen"], state["global_step"])
+        self._last_log = (time.perf_counter(), state["tokens_seen"], state["global_step"])
         recent: list[float] = []
         while not stop and (opts.max_steps is not None or state["epoch"] < epochs):
             epoch = state["epoch"]
@@ -180,7 +181,6 @@ class Trainer:
                 window, trained_any = [], True
                 if stop:
                     break
-                last_log = self._maybe_log(recent, last_log, bar)
             if not stop and window:
                 stop = self._update_and_events(window, recent, bar)
                 trained_any = True
@@ -235,6 +235,7 @@ class Trainer:
         state["since_eval"][1] += 1
         if bar is not None:
             bar.update(1)
+        self._maybe_log(recent, bar)
         step = state["global_step"]
         stop = opts.max_steps is not None and step >= opts.max_steps
         if stop:
@@ -353,6 +354,9 @@ class Trainer:
                 self.state[key] = saved[key]
         ts.restore_rng(ts.read_tensors(path, ts.RNG), saved["rng"])
         self.metrics.truncate_after(self.state["global_step"])
+        best, source_best = self.checkpoint_dir / "best", path.parent / "best"
+        if self.dist.is_main and not best.exists() and source_best.is_dir() and ts.is_complete(source_best):
+            shutil.copytree(source_best, best)  # resuming into a new directory: bring the best model along
         logger.info("resumed from %s at step %d (epoch %d, batch %d)", path, self.state["global_step"],
                     self.state["epoch"], self.state["batches_done"])
 
@@ -366,6 +370,8 @@ class Trainer:
         best_dir = self.checkpoint_dir / "best"
         restored = False
         if early and self.options.restore_best and es.best_step is not None:
+            if not ts.is_complete(best_dir):
+                raise RuntimeError(f"early stopping wants to restore the best model but {best_dir} is missing or incomplete")
             best_step = ts.read_state(best_dir)["global_step"]
             if best_step != es.best_step:
                 raise RuntimeError(f"{best_dir} holds step {best_step} but the best evaluation was at step {es.best_step}")
@@ -374,7 +380,8 @@ class Trainer:
             logger.info("restored the best weights (step %d, %s %.6f)", es.best_step, "monitored", es.best)
         self._save(self.checkpoint_dir / "final")
         if self.dist.is_main:
-            self.metrics.plot(state["history"])
+            if self.options.plot:
+                self.metrics.plot(state["history"])
             self.metrics.close()
         return {
             "early_stopped": early, "epochs_completed": state["epochs_completed"], "global_step": state["global_step"],
@@ -395,10 +402,11 @@ class Trainer:
             total = epochs * math.ceil(len(self.train_dataloader) / self.options.gradient_accumulation_steps)
         return tqdm(total=total, initial=self.state["global_step"], desc="train", dynamic_ncols=True)
 
-    def _maybe_log(self, recent: list[float], last: tuple[float, int, int], bar: Any) -> tuple[float, int, int]:
-        step = self.state["global_step"]
-        if step % self.options.log_every or not recent:
-            return last
+    def _maybe_log(self, recent: list[float], bar: Any) -> None:
+        step, last = self.state["global_step"], self._last_log
+        stopping = self.options.max_steps is not None and step >= self.options.max_steps
+        if (step % self.options.log_every and not stopping) or not recent:
+            return
         now, tokens = time.perf_counter(), self.state["tokens_seen"]
         rate = (tokens - last[1]) * self.dist.world_size / max(now - last[0], 1e-9)
         loss = sum(recent) / len(recent)
@@ -407,7 +415,7 @@ class Trainer:
         self.metrics.write({"step": step, "epoch": self.state["epoch"], "loss": loss, "lr": lr, "tokens_per_s": rate})
         if bar is not None:
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{rate:,.0f}", refresh=False)
-        return now, tokens, step
+        self._last_log = (now, tokens, step)
 
 
 def _seed_everything(seed: int) -> None:
