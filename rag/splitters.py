@@ -23,14 +23,20 @@ _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 # Candidate sentence end: terminal punctuation, optional closing quotes/brackets, then whitespace; or a CJK stop.
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)|[。！？]+[\"'”’)\]」』]*")
 _ABBREVIATIONS = frozenset(
-    "e.g i.e cf vs dr mr mrs ms prof st sr jr fig figs no nos vol eq eqs al approx dept est inc ltd co corp "
-    "jan feb mar apr jun jul aug sep sept oct nov dec mt ft u.s u.k ph.d a.m p.m".split()
+    re.findall(
+        r"\S+",
+        "e.g i.e cf vs dr mr mrs ms prof st sr jr fig figs no nos vol eq eqs al approx dept est inc ltd co corp "
+        "jan feb mar apr jun jul aug sep sept oct nov dec mt ft u.s u.k ph.d a.m p.m",
+    )
 )
 _WORD = re.compile(r"[^\W_]+")
 _STOPWORDS = frozenset(
-    "a an and are as at be been but by for from had has have he her his i if in into is it its of on or she so "
-    "that the their them then there these they this to was we were what when which who will with you your not "
-    "no can do does did also than more most such".split()
+    re.findall(
+        r"\S+",
+        "a an and are as at be been but by for from had has have he her his i if in into is it its of on or she so "
+        "that the their them then there these they this to was we were what when which who will with you your not "
+        "no can do does did also than more most such",
+    )
 )
 
 
@@ -194,8 +200,9 @@ def _stems(text: str) -> set[str]:
     return stems
 
 
-def semantic_spans(text: str, max_length: int, min_length: int, threshold: float = 0.1,
-                   window: int = 3) -> list[Span]:
+def semantic_spans(
+    text: str, max_length: int, min_length: int, threshold: float = 0.1, window: int = 3
+) -> list[Span]:
     """Group consecutive sentences; a new group starts at a paragraph break, when the group would exceed
     ``max_length``, or at a topic shift: when less than ``threshold`` of a sentence's content words appear in the
     previous ``window`` sentences (and the group already has ``min_length`` characters)."""
@@ -221,7 +228,9 @@ def semantic_spans(text: str, max_length: int, min_length: int, threshold: float
 
 def _regex_spans(text: str, pattern: str | re.Pattern | None) -> list[Span]:
     if pattern is None or pattern == "":
-        raise ValueError("method='regex' needs a non-empty pattern=..., e.g. pattern=r'\\n#+ ' to split at headings")
+        raise ValueError(
+            "method='regex' needs a non-empty pattern=..., e.g. pattern=r'\\n#+ ' to split at headings"
+        )
     try:
         compiled = re.compile(pattern) if isinstance(pattern, str) else pattern
     except re.error as exc:
@@ -285,8 +294,14 @@ class DocumentProcessor:
         _validate(method, min_length, max_length)
 
     @_HybridMethod
-    def split_text(self, text: str, method: str | None = None, min_length: int | None = None,
-                   max_length: int | None = None, **options) -> list[str]:
+    def split_text(
+        self,
+        text: str,
+        method: str | None = None,
+        min_length: int | None = None,
+        max_length: int | None = None,
+        **options,
+    ) -> list[str]:
         """Pieces of ``text`` (stripped, in order) split by ``method``; see the module docstring for sizes."""
         method = self.method if method is None else method
         min_length = self.min_length if min_length is None else min_length
@@ -294,7 +309,7 @@ class DocumentProcessor:
         options = {**self.options, **options}
         _validate(method, min_length, max_length)
         if not isinstance(text, str):
-            raise ValueError(f"text must be a str; got {type(text).__name__}")
+            raise TypeError(f"text must be a str; got {type(text).__name__}")
         whole = _strip(text, 0, len(text))
         if whole is None or whole[1] - whole[0] < min_length:
             return []
@@ -305,8 +320,13 @@ class DocumentProcessor:
         elif method == "regex":
             spans = _regex_spans(text, options.get("pattern"))
         elif method == "semantic":
-            spans = semantic_spans(text, max_length, min_length, float(options.get("threshold", 0.1)),
-                                   int(options.get("window", 3)))
+            spans = semantic_spans(
+                text,
+                max_length,
+                min_length,
+                float(options.get("threshold", 0.1)),
+                int(options.get("window", 3)),
+            )
         else:
             return _chunks(text, min_length, max_length, options)
         spans = merge_short(split_long(text, spans, max_length), min_length, max_length)
@@ -321,7 +341,11 @@ def _chunks(text: str, min_length: int, max_length: int, options: dict) -> list[
     if not 0 <= overlap < chunk_size:
         raise ValueError(f"overlap={overlap} must be >= 0 and smaller than chunk_size={chunk_size}")
     spans = chunk_spans(text, chunk_size, overlap)
-    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < min_length and spans[-1][1] - spans[-2][0] <= max_length:
+    if (
+        len(spans) > 1
+        and spans[-1][1] - spans[-1][0] < min_length
+        and spans[-1][1] - spans[-2][0] <= max_length
+    ):
         spans[-2:] = [(spans[-2][0], spans[-1][1])]
     return [text[a:b] for a, b in spans]
 
@@ -333,5 +357,7 @@ def _validate(method: object, min_length: object, max_length: object) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"{name}={value!r} must be an int >= 0")
     if max_length < 1 or min_length > max_length:
-        raise ValueError(f"min_length={min_length} and max_length={max_length}: need 1 <= max_length and "
-                         "min_length <= max_length")
+        raise ValueError(
+            f"min_length={min_length} and max_length={max_length}: need 1 <= max_length and "
+            "min_length <= max_length"
+        )

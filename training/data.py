@@ -44,14 +44,20 @@ def load_and_split_data(
         if not isinstance(value, (int, float)) or not 0 <= value < 1:
             raise ValueError(f"{name}={value!r} must be a fraction in [0, 1)")
     if val_split + test_split >= 1:
-        raise ValueError(f"val_split={val_split} + test_split={test_split} must be below 1 (nothing left to train)")
+        raise ValueError(
+            f"val_split={val_split} + test_split={test_split} must be below 1 (nothing left to train)"
+        )
     items = load_items(file_path, split_method, encoding_errors, **split_options)
     random.Random(seed).shuffle(items)
     return split_items(items, val_split, test_split, str(file_path))
 
 
-def load_items(file_path: str | os.PathLike, split_method: str = "paragraph", encoding_errors: str = "strict",
-               **split_options) -> list[Item]:
+def load_items(
+    file_path: str | os.PathLike,
+    split_method: str = "paragraph",
+    encoding_errors: str = "strict",
+    **split_options,
+) -> list[Item]:
     """Items of a file or folder, in file order (no shuffle)."""
     path = Path(file_path)
     if not path.exists():
@@ -65,8 +71,10 @@ def load_items(file_path: str | os.PathLike, split_method: str = "paragraph", en
         items += processor.split_text(read_text(file, encoding_errors), **split_options)
     if not items:
         sizes = f"min_length={processor.min_length}"
-        raise ValueError(f"{str(path)!r} gave no text pieces with split_method={split_method!r} and {sizes}; "
-                         "every text is shorter than min_length, lower it")
+        raise ValueError(
+            f"{str(path)!r} gave no text pieces with split_method={split_method!r} and {sizes}; "
+            "every text is shorter than min_length, lower it"
+        )
     logger.info("read %d pieces from %d file(s) under %s", len(items), len(files), path)
     return items
 
@@ -76,8 +84,9 @@ def _size_options(options: dict) -> dict:
     return {key: options.pop(key) for key in ("min_length", "max_length") if key in options}
 
 
-def split_items(items: list[Item], val_split: float, test_split: float, source: str = "the data"
-                ) -> tuple[list[Item], list[Item], list[Item]]:
+def split_items(
+    items: list[Item], val_split: float, test_split: float, source: str = "the data"
+) -> tuple[list[Item], list[Item], list[Item]]:
     """Divide already shuffled items into (train, val, test): val first, then test, the rest is train.
 
     >>> split_items(list(range(10)), 0.2, 0.1)
@@ -91,9 +100,11 @@ def split_items(items: list[Item], val_split: float, test_split: float, source: 
             f"need at least {_needed(val_split)} pieces, a larger val_split, or a smaller max_length"
         )
     if test_split > 0 and n_test == 0:
-        raise ValueError(f"{source} has only {n} piece(s), so test_split={test_split} gives an empty test set; "
-                         f"need at least {_needed(test_split)} pieces")
-    val, test, train = items[:n_val], items[n_val:n_val + n_test], items[n_val + n_test:]
+        raise ValueError(
+            f"{source} has only {n} piece(s), so test_split={test_split} gives an empty test set; "
+            f"need at least {_needed(test_split)} pieces"
+        )
+    val, test, train = items[:n_val], items[n_val : n_val + n_test], items[n_val + n_test :]
     if not train:
         raise ValueError(f"{source} has only {n} piece(s); nothing is left for training after the splits")
     return train, val, test

@@ -71,7 +71,9 @@ def mask_token_id(tokenizer) -> int:
         if found is not None:
             break
     if found is None:
-        raise ValueError(f"objective 'mlm' needs a tokenizer with a mask token (one of {', '.join(_MASK_TOKENS)})")
+        raise ValueError(
+            f"objective 'mlm' needs a tokenizer with a mask token (one of {', '.join(_MASK_TOKENS)})"
+        )
     return int(found)
 
 
@@ -81,7 +83,9 @@ def collator_for(objective: str, tokenizer, pad_id: int, seed: int, vocab_size: 
         return CausalLMCollator(pad_id)
     if objective == "mlm":
         specials = set(getattr(tokenizer, "all_special_ids", ()) or ())
-        return MLMRowsCollator(MaskedLMCollator(mask_token_id(tokenizer), vocab_size, pad_id, specials, seed=seed))
+        return MLMRowsCollator(
+            MaskedLMCollator(mask_token_id(tokenizer), vocab_size, pad_id, specials, seed=seed)
+        )
     start = getattr(tokenizer, "decoder_start_token_id", None)
     return Seq2SeqCollator(pad_token_id=pad_id, decoder_start_token_id=start)
 

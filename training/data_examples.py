@@ -37,9 +37,11 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
 
 
 def _render(tokenizer, messages: list[dict], add_generation_prompt: bool) -> str:
-    text = tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=False)
+    text = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=add_generation_prompt, tokenize=False
+    )
     if not isinstance(text, str):
-        raise ValueError(f"apply_chat_template(tokenize=False) returned {type(text).__name__}, expected str")
+        raise TypeError(f"apply_chat_template(tokenize=False) returned {type(text).__name__}, expected str")
     return text
 
 

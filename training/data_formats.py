@@ -61,7 +61,7 @@ def item_kind(item: object, where: str = "item") -> str:
 def _check_str(item: dict, keys: str | tuple | list, where: str) -> None:
     for key in [keys] if isinstance(keys, str) else keys:
         if not isinstance(item[key], str):
-            raise ValueError(f"{where}: field {key!r} must be a string, got {type(item[key]).__name__}")
+            raise ValueError(f"{where}: field {key!r} must be a string, got {type(item[key]).__name__}")  # noqa: TRY004
 
 
 def _check_messages(messages: object, where: str) -> None:
@@ -101,8 +101,10 @@ def as_pair(item: dict, kind: str) -> tuple[str, str]:
         return item["source"], item["target"]
     if kind == "instruction":
         return instruction_prompt(item), item["output"]
-    raise ValueError(f"a {kind} item has no (source, target) pair; seq2seq needs {{'source','target'}} or "
-                     "{'input','output'} items")
+    raise ValueError(
+        f"a {kind} item has no (source, target) pair; seq2seq needs {{'source','target'}} or "
+        "{'input','output'} items"
+    )
 
 
 def read_jsonl(path: str | os.PathLike, encoding_errors: str = "strict") -> list[Item]:
@@ -114,7 +116,9 @@ def read_jsonl(path: str | os.PathLike, encoding_errors: str = "strict") -> list
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data file {str(path)!r} does not exist")
-    text = decode_bytes(path.read_bytes(), encoding_errors, source=f"file {str(path)!r}").removeprefix("\ufeff")
+    text = decode_bytes(path.read_bytes(), encoding_errors, source=f"file {str(path)!r}").removeprefix(
+        "\ufeff"
+    )
     items: list[Item] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -125,7 +129,7 @@ def read_jsonl(path: str | os.PathLike, encoding_errors: str = "strict") -> list
         except json.JSONDecodeError as exc:
             raise ValueError(f"{where} is not valid JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(value, dict):
-            raise ValueError(f"{where} is a JSON {type(value).__name__}, expected an object")
+            raise ValueError(f"{where} is a JSON {type(value).__name__}, expected an object")  # noqa: TRY004
         kind = item_kind(value, where)
         items.append(value["text"] if kind == "text" else value)
     if not items:

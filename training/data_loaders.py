@@ -68,13 +68,22 @@ def resolve_objective(objective: str, model_type: str | None) -> str:
     return objective
 
 
-def build_dataset(items: Sequence[Item], tokenizer, max_length: int, objective: str = "clm",
-                  packing: bool = True, cache_dir: str | os.PathLike | None = None, name: str = "train") -> Dataset:
+def build_dataset(
+    items: Sequence[Item],
+    tokenizer,
+    max_length: int,
+    objective: str = "clm",
+    packing: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    name: str = "train",
+) -> Dataset:
     """The Dataset of rows for ``items`` under ``objective`` (see the module table)."""
     kinds = [item_kind(item, f"{name} item {i}") for i, item in enumerate(items)]
     eos = eos_id(tokenizer)
     if objective in ("clm", "mlm") and all(kind == "text" for kind in kinds):
-        store = store_for_texts([item_text(item) for item in items], tokenizer, cache_dir, desc=f"tokenizing {name}")
+        store = store_for_texts(
+            [item_text(item) for item in items], tokenizer, cache_dir, desc=f"tokenizing {name}"
+        )
         if store.header["num_tokens"] <= store.header["num_docs"] + 1:
             raise ValueError(f"the {name} texts give no tokens (all {len(items)} are empty)")
         if objective == "mlm":
@@ -86,18 +95,28 @@ def build_dataset(items: Sequence[Item], tokenizer, max_length: int, objective: 
     if objective == "seq2seq":
         bad = [(i, kind) for i, kind in enumerate(kinds) if kind not in ("seq2seq", "instruction")]
         if bad:
-            raise ValueError(f"objective 'seq2seq' needs {{'source','target'}} or {{'input','output'}} items; "
-                             f"{name} item {bad[0][0]} is {bad[0][1]}")
-        return RowsDataset([seq2seq_example(tokenizer, item, kind, max_length, eos)
-                            for item, kind in zip(items, kinds)])
+            raise ValueError(
+                f"objective 'seq2seq' needs {{'source','target'}} or {{'input','output'}} items; "
+                f"{name} item {bad[0][0]} is {bad[0][1]}"
+            )
+        return RowsDataset(
+            [seq2seq_example(tokenizer, item, kind, max_length, eos) for item, kind in zip(items, kinds)]
+        )
     examples = [supervised_example(tokenizer, item, kind) for item, kind in zip(items, kinds)]
     rows, truncated = (pack_examples if packing else single_rows)(examples, max_length, eos)
     if truncated:
-        logger.warning("%d of %d %s examples were longer than max_length=%d and were truncated",
-                       truncated, len(examples), name, max_length)
+        logger.warning(
+            "%d of %d %s examples were longer than max_length=%d and were truncated",
+            truncated,
+            len(examples),
+            name,
+            max_length,
+        )
     if not any(label != IGNORE_INDEX for row in rows for label in row["labels"]):
-        raise ValueError(f"no {name} example has a token to learn (no assistant turn or answer survived "
-                         f"max_length={max_length})")
+        raise ValueError(
+            f"no {name} example has a token to learn (no assistant turn or answer survived "
+            f"max_length={max_length})"
+        )
     return RowsDataset(rows)
 
 
@@ -121,8 +140,11 @@ def create_dataloaders(
     store under ``cache_dir`` (default ``$MINILLM_CACHE/tokens``) and reused by later calls.
     """
     objective = resolve_objective(objective, model_type)
-    for label, value, low in (("batch_size", batch_size, 1), ("max_length", max_length, 4),
-                              ("num_workers", num_workers, 0)):
+    for label, value, low in (
+        ("batch_size", batch_size, 1),
+        ("max_length", max_length, 4),
+        ("num_workers", num_workers, 0),
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"{label}={value!r} must be an int >= {low}")
     if not train_texts:
@@ -136,14 +158,25 @@ def create_dataloaders(
             f"the training data ({len(train_texts)} items) gives {len(train_set)} rows of up to max_length="
             f"{max_length} tokens, fewer than batch_size={batch_size}; add data or lower batch_size or max_length"
         )
-    train_loader = DataLoader(train_set, batch_size=batch_size, sampler=EpochSampler(len(train_set), seed),
-                              collate_fn=collate, num_workers=num_workers,
-                              generator=torch.Generator().manual_seed(seed))
+    train_loader = DataLoader(
+        train_set,
+        batch_size=batch_size,
+        sampler=EpochSampler(len(train_set), seed),
+        collate_fn=collate,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed),
+    )
     if not val_texts:
         return train_loader, None
     val_set = build_dataset(val_texts, tokenizer, max_length, objective, packing, cache_dir, "val")
-    val_loader = DataLoader(val_set, batch_size=batch_size, shuffle=False, collate_fn=collate,
-                            num_workers=num_workers)
-    logger.info("dataloaders: %d train rows, %d val rows (objective %s, max_length %d)",
-                len(train_set), len(val_set), objective, max_length)
+    val_loader = DataLoader(
+        val_set, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers
+    )
+    logger.info(
+        "dataloaders: %d train rows, %d val rows (objective %s, max_length %d)",
+        len(train_set),
+        len(val_set),
+        objective,
+        max_length,
+    )
     return train_loader, val_loader

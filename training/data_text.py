@@ -34,8 +34,14 @@ def list_text_files(path: str | os.PathLike) -> list[Path]:
     return files
 
 
-def decode_bytes(data: bytes, encoding_errors: str = "strict", source: str = "<bytes>", offset: int = 0,
-                 final: bool = True, decoder: codecs.IncrementalDecoder | None = None) -> str:
+def decode_bytes(
+    data: bytes,
+    encoding_errors: str = "strict",
+    source: str = "<bytes>",
+    offset: int = 0,
+    final: bool = True,
+    decoder: codecs.IncrementalDecoder | None = None,
+) -> str:
     """UTF-8 text of ``data``; in strict mode a bad or NUL byte raises ValueError naming its byte offset.
 
     ``offset`` is where ``data`` starts in its file; pass one ``decoder`` across calls to decode a stream.
@@ -48,15 +54,18 @@ def decode_bytes(data: bytes, encoding_errors: str = "strict", source: str = "<b
     check_errors_mode(encoding_errors)
     nul = data.find(b"\0")
     if nul >= 0 and encoding_errors == "strict":
-        raise ValueError(f"{source} looks binary (NUL byte at byte offset {offset + nul}); "
-                         f"expected UTF-8 text; {_HINT}")
+        raise ValueError(
+            f"{source} looks binary (NUL byte at byte offset {offset + nul}); expected UTF-8 text; {_HINT}"
+        )
     decoder = decoder or codecs.getincrementaldecoder("utf-8")(encoding_errors)
     try:
         text = decoder.decode(data, final)
     except UnicodeDecodeError as exc:
         pending = len(decoder.getstate()[0])  # undecoded bytes from the previous chunk come first
-        raise ValueError(f"{source} is not valid UTF-8 (first bad byte at byte offset {offset + exc.start - pending}"
-                         f"); {_HINT}") from None
+        raise ValueError(
+            f"{source} is not valid UTF-8 (first bad byte at byte offset {offset + exc.start - pending}"
+            f"); {_HINT}"
+        ) from None
     return text.replace("\0", "\ufffd") if nul >= 0 else text
 
 
@@ -75,8 +84,9 @@ def read_text(path: str | os.PathLike, encoding_errors: str = "strict") -> str:
     return text
 
 
-def iter_text_chunks(path: str | os.PathLike, encoding_errors: str = "strict",
-                     chunk_bytes: int = 1 << 20) -> Iterator[str]:
+def iter_text_chunks(
+    path: str | os.PathLike, encoding_errors: str = "strict", chunk_bytes: int = 1 << 20
+) -> Iterator[str]:
     """Decoded text of a file in pieces of about ``chunk_bytes`` bytes, never the whole file at once."""
     check_errors_mode(encoding_errors)
     path = Path(path)
@@ -97,8 +107,12 @@ def iter_text_chunks(path: str | os.PathLike, encoding_errors: str = "strict",
                 return
 
 
-def iter_paragraphs(path: str | os.PathLike, encoding_errors: str = "strict", chunk_bytes: int = 1 << 20,
-                    max_chars: int = 1 << 16) -> Iterator[str]:
+def iter_paragraphs(
+    path: str | os.PathLike,
+    encoding_errors: str = "strict",
+    chunk_bytes: int = 1 << 20,
+    max_chars: int = 1 << 16,
+) -> Iterator[str]:
     """Consecutive pieces of a file that end just after a blank line (or hold ``max_chars`` characters).
 
     Joining the pieces gives the file's text back exactly; memory stays near ``chunk_bytes + max_chars``.
@@ -106,20 +120,22 @@ def iter_paragraphs(path: str | os.PathLike, encoding_errors: str = "strict", ch
     buffer = ""
     for text in iter_text_chunks(path, encoding_errors, chunk_bytes):
         buffer += text
-        while buffer:
-            cut = buffer.find("\n\n", 0, max_chars)
+        pos = 0
+        while pos < len(buffer):
+            cut = buffer.find("\n\n", pos, pos + max_chars)
             if cut >= 0:
                 cut += 2
                 while cut < len(buffer) and buffer[cut] == "\n":
                     cut += 1
-            elif len(buffer) >= max_chars:
-                space = max(buffer.rfind("\n", 0, max_chars), buffer.rfind(" ", 0, max_chars))
-                cut = space + 1 if space > 0 else max_chars
+            elif len(buffer) - pos >= max_chars:
+                space = max(buffer.rfind("\n", pos, pos + max_chars), buffer.rfind(" ", pos, pos + max_chars))
+                cut = space + 1 if space > pos else pos + max_chars
             else:
                 break
             if cut == len(buffer):  # more newlines may follow in the next chunk
                 break
-            yield buffer[:cut]
-            buffer = buffer[cut:]
+            yield buffer[pos:cut]
+            pos = cut
+        buffer = buffer[pos:]
     if buffer:
         yield buffer

@@ -62,16 +62,21 @@ def eos_id(tokenizer) -> int:
 
 def vocab_len(tokenizer) -> int:
     try:
-        return int(len(tokenizer))
+        return len(tokenizer)
     except TypeError:
         return int(tokenizer.vocab_size)
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
     """A short hash of what decides the ids: class, vocabulary size, special ids and a probe encoding."""
-    parts = [type(tokenizer).__qualname__, vocab_len(tokenizer), eos_id(tokenizer),
-             getattr(tokenizer, "pad_token_id", None), getattr(tokenizer, "bos_token_id", None),
-             encode_plain(tokenizer, _PROBE)]
+    parts = [
+        type(tokenizer).__qualname__,
+        vocab_len(tokenizer),
+        eos_id(tokenizer),
+        getattr(tokenizer, "pad_token_id", None),
+        getattr(tokenizer, "bos_token_id", None),
+        encode_plain(tokenizer, _PROBE),
+    ]
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
 
@@ -123,13 +128,20 @@ class TokenStore:
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"{str(path)!r} is not a token store ({exc})") from None
         if header.get("format") != FORMAT or header.get("version") != VERSION:
-            raise ValueError(f"{str(path)!r} has format {header.get('format')!r} v{header.get('version')}, "
-                             f"expected {FORMAT!r} v{VERSION}")
+            raise ValueError(
+                f"{str(path)!r} has format {header.get('format')!r} v{header.get('version')}, "
+                f"expected {FORMAT!r} v{VERSION}"
+            )
         dtype = np.dtype(header["dtype"])
-        sizes = {"tokens.bin": header["num_tokens"] * dtype.itemsize, "doc_starts.bin": (header["num_docs"] + 1) * 8}
+        sizes = {
+            "tokens.bin": header["num_tokens"] * dtype.itemsize,
+            "doc_starts.bin": (header["num_docs"] + 1) * 8,
+        }
         for name, size in sizes.items():
             if not (path / name).is_file() or (path / name).stat().st_size != size:
-                raise ValueError(f"{str(path / name)!r} is missing or not {size} bytes; delete the folder to rebuild")
+                raise ValueError(
+                    f"{str(path / name)!r} is missing or not {size} bytes; delete the folder to rebuild"
+                )
         tokens = np.memmap(path / "tokens.bin", dtype=dtype, mode="r")
         starts = np.memmap(path / "doc_starts.bin", dtype=np.int64, mode="r")
         return cls(path, tokens, starts, header)
@@ -156,8 +168,10 @@ class _Writer:
             return
         array = np.asarray(ids, dtype=np.int64)
         if array.min() < 0 or array.max() >= self.limit:
-            raise ValueError(f"token id {int(array.max())} does not fit the store's {self.dtype.name}; "
-                             "the tokenizer's len() is smaller than its ids")
+            raise ValueError(
+                f"token id {int(array.max())} does not fit the store's {self.dtype.name}; "
+                "the tokenizer's len() is smaller than its ids"
+            )
         array.astype(self.dtype).tofile(self.tokens)
         self.count += len(array)
 
@@ -194,16 +208,30 @@ def build_store(
             fill(writer)
         finally:
             count, docs = writer.close()
-        header = {"format": FORMAT, "version": VERSION, "key": key, "dtype": writer.dtype.str,
-                  "num_tokens": count, "num_docs": docs, "eos_token_id": eos, "vocab_size": size,
-                  "tokenizer": tokenizer_fingerprint(tokenizer), "source": source}
+        header = {
+            "format": FORMAT,
+            "version": VERSION,
+            "key": key,
+            "dtype": writer.dtype.str,
+            "num_tokens": count,
+            "num_docs": docs,
+            "eos_token_id": eos,
+            "vocab_size": size,
+            "tokenizer": tokenizer_fingerprint(tokenizer),
+            "source": source,
+        }
         (tmp / "header.json").write_text(json.dumps(header, indent=1))
     logger.info("wrote token store %s (%d documents, %d tokens)", final, docs, count)
     return TokenStore.open(final)
 
 
-def store_for_texts(texts: list[str], tokenizer, cache_dir: str | os.PathLike | None = None,
-                    batch_size: int = 256, desc: str = "tokenizing") -> TokenStore:
+def store_for_texts(
+    texts: list[str],
+    tokenizer,
+    cache_dir: str | os.PathLike | None = None,
+    batch_size: int = 256,
+    desc: str = "tokenizing",
+) -> TokenStore:
     """Tokenize ``texts`` (one document each) into a cached store; a second call with the same texts and
     tokenizer reads the store back without encoding anything but the fingerprint probe."""
     from tqdm.auto import tqdm
@@ -213,7 +241,7 @@ def store_for_texts(texts: list[str], tokenizer, cache_dir: str | os.PathLike | 
     def fill(writer: _Writer) -> None:
         with tqdm(total=len(texts), desc=desc, unit="doc", disable=len(texts) < 10_000) as bar:
             for begin in range(0, len(texts), batch_size):
-                batch = texts[begin:begin + batch_size]
+                batch = texts[begin : begin + batch_size]
                 for ids in encode_many(tokenizer, batch):
                     writer.start_doc()
                     writer.add(ids)

@@ -34,8 +34,14 @@ MODES = ("packed", "documents", "mlm")
 class TokenWindowDataset(Dataset):
     """Rows of at most ``max_length`` tokens from a :class:`TokenStore`; items are dicts of 1-D tensors."""
 
-    def __init__(self, store: TokenStore, max_length: int, mode: str = "packed",
-                 wrap: tuple[int, int] | None = None, rows: slice | None = None):
+    def __init__(
+        self,
+        store: TokenStore,
+        max_length: int,
+        mode: str = "packed",
+        wrap: tuple[int, int] | None = None,
+        rows: slice | None = None,
+    ):
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is unknown; valid: {', '.join(MODES)}")
         if not isinstance(max_length, int) or max_length < 2 + 2 * (wrap is not None):
@@ -75,14 +81,17 @@ class TokenWindowDataset(Dataset):
         row = self._rows[index]
         if self._starts is None:
             start = row * self.max_length
-            ids = np.asarray(self.store.tokens[start:start + self.max_length], dtype=np.int64)
+            ids = np.asarray(self.store.tokens[start : start + self.max_length], dtype=np.int64)
             positions = np.arange(start, start + len(ids))
             doc = np.searchsorted(self.store.doc_starts, positions, side="right") - 1
             input_ids = torch.from_numpy(ids)
-            return {"input_ids": input_ids, "labels": input_ids.clone(),
-                    "segment_ids": torch.from_numpy(doc - doc[0])}
+            return {
+                "input_ids": input_ids,
+                "labels": input_ids.clone(),
+                "segment_ids": torch.from_numpy(doc - doc[0]),
+            }
         start, length = int(self._starts[row]), int(self._lengths[row])
-        ids = np.asarray(self.store.tokens[start:start + length], dtype=np.int64)
+        ids = np.asarray(self.store.tokens[start : start + length], dtype=np.int64)
         if self.wrap:
             ids = np.concatenate([[self.wrap[0]], ids, [self.wrap[1]]])
         input_ids = torch.from_numpy(ids)
@@ -96,8 +105,10 @@ class TokenWindowDataset(Dataset):
             raise ValueError(f"val_fraction={val_fraction!r} must be in (0, 1)")
         n_val = int(len(self) * val_fraction)
         if n_val == 0 or n_val == len(self):
-            raise ValueError(f"{len(self)} rows of max_length={self.max_length} cannot be split with "
-                             f"val_fraction={val_fraction}; use more data or a smaller max_length")
+            raise ValueError(
+                f"{len(self)} rows of max_length={self.max_length} cannot be split with "
+                f"val_fraction={val_fraction}; use more data or a smaller max_length"
+            )
         cut = len(self) - n_val
         return self._subset(slice(0, cut)), self._subset(slice(cut, len(self)))
 
@@ -116,9 +127,18 @@ class TokenFileDataset(TokenWindowDataset):
     ``chunk_bytes`` pieces and tokenized paragraph by paragraph; the cache key hashes the files' bytes.
     """
 
-    def __init__(self, path: str | os.PathLike, tokenizer, max_length: int, mode: str = "packed",
-                 cache_dir: str | os.PathLike | None = None, encoding_errors: str = "strict",
-                 documents: str = "file", chunk_bytes: int = 1 << 20, batch_size: int = 64):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        tokenizer,
+        max_length: int,
+        mode: str = "packed",
+        cache_dir: str | os.PathLike | None = None,
+        encoding_errors: str = "strict",
+        documents: str = "file",
+        chunk_bytes: int = 1 << 20,
+        batch_size: int = 64,
+    ):
         from tqdm.auto import tqdm
 
         check_errors_mode(encoding_errors)
@@ -126,14 +146,21 @@ class TokenFileDataset(TokenWindowDataset):
             raise ValueError(f"documents={documents!r} is unknown; valid: file, paragraph")
         root = Path(path)
         files = list_text_files(root)
-        key = _files_key(root, files, tokenizer_fingerprint(tokenizer), f"{documents}/{encoding_errors}")
+        key = _files_key(
+            root, files, tokenizer_fingerprint(tokenizer), f"{documents}/{encoding_errors}", chunk_bytes
+        )
         total = sum(f.stat().st_size for f in files)
         if total == 0:
             raise ValueError(f"data path {str(root)!r} is empty (no text to train on)")
 
         def fill(writer) -> None:
-            with tqdm(total=total, desc=f"tokenizing {root.name}", unit="B", unit_scale=True,
-                      disable=total < 1 << 24) as bar:
+            with tqdm(
+                total=total,
+                desc=f"tokenizing {root.name}",
+                unit="B",
+                unit_scale=True,
+                disable=total < 1 << 24,
+            ) as bar:
                 for file in files:
                     if documents == "file":
                         writer.start_doc()
@@ -160,13 +187,13 @@ def _cls_sep(tokenizer) -> tuple[int, int] | None:
     return (int(cls), int(sep)) if cls is not None and sep is not None else None
 
 
-def _files_key(root: Path, files: list[Path], fingerprint: str, options: str) -> str:
+def _files_key(root: Path, files: list[Path], fingerprint: str, options: str, block: int = 1 << 20) -> str:
     digest = hashlib.sha256(f"{FORMAT}/{VERSION}/files/{fingerprint}/{options}".encode())
     for file in files:
         name = str(file.relative_to(root)) if file != root else file.name
         digest.update(name.encode() + b"\0")
         with file.open("rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
+            while data := handle.read(block):
+                digest.update(data)
         digest.update(b"\0EOF\0")
     return digest.hexdigest()

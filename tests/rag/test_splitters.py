@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,27 +23,39 @@ def words(pieces: list[str]) -> list[str]:
 def test_paragraph_split_keeps_paragraph_text():
     text = "Alpha one two.\nStill alpha.\n\n\n  Beta three four.  \n\nGamma five six."
     assert SPLIT(text, method="paragraph", min_length=0) == [
-        "Alpha one two.\nStill alpha.", "Beta three four.", "Gamma five six."]
+        "Alpha one two.\nStill alpha.",
+        "Beta three four.",
+        "Gamma five six.",
+    ]
 
 
 def test_sentence_split_respects_abbreviations_decimals_and_initials():
-    text = ("Dr. Smith measured 3.14 units, e.g. in the lab. J. R. Tolkien wrote books! "
-            "Was it 2.5 km? Yes. The U.S. team won.")
+    text = (
+        "Dr. Smith measured 3.14 units, e.g. in the lab. J. R. Tolkien wrote books! "
+        "Was it 2.5 km? Yes. The U.S. team won."
+    )
     assert SPLIT(text, method="sentence", min_length=0) == [
-        "Dr. Smith measured 3.14 units, e.g. in the lab.", "J. R. Tolkien wrote books!",
-        "Was it 2.5 km?", "Yes.", "The U.S. team won."]
+        "Dr. Smith measured 3.14 units, e.g. in the lab.",
+        "J. R. Tolkien wrote books!",
+        "Was it 2.5 km?",
+        "Yes.",
+        "The U.S. team won.",
+    ]
 
 
 def test_sentence_split_does_not_cross_blank_lines():
     assert SPLIT("a heading\n\nNext line. Another.", method="sentence", min_length=0) == [
-        "a heading", "Next line.", "Another."]
+        "a heading",
+        "Next line.",
+        "Another.",
+    ]
 
 
 def test_chunk_overlap_and_sizes():
     text = " ".join(f"word{i}" for i in range(200))
     chunks = SPLIT(text, method="chunk", min_length=0, max_length=100, chunk_size=60, overlap=15)
     assert all(len(c) <= 60 for c in chunks)
-    for left, right in zip(chunks, chunks[1:]):
+    for left, right in itertools.pairwise(chunks):
         shared = set(left.split()) & set(right.split())
         assert shared, (left, right)  # consecutive chunks overlap by whole words
         assert right.split()[0] in left.split()
@@ -61,10 +75,14 @@ def test_chunk_bad_overlap_is_rejected():
 
 
 def test_semantic_starts_new_chunk_at_topic_shift():
-    cats = ("Cats purr when content. A cat sleeps most of the day. Many cats chase mice at night. "
-            "Cats groom their fur often.")
-    physics = ("Quantum particles exhibit superposition. Entangled particles share quantum states. "
-               "Measurement collapses the quantum superposition.")
+    cats = (
+        "Cats purr when content. A cat sleeps most of the day. Many cats chase mice at night. "
+        "Cats groom their fur often."
+    )
+    physics = (
+        "Quantum particles exhibit superposition. Entangled particles share quantum states. "
+        "Measurement collapses the quantum superposition."
+    )
     chunks = SPLIT(cats + " " + physics, method="semantic", min_length=20, max_length=1000)
     assert chunks == [cats, physics]
 
@@ -81,8 +99,11 @@ def test_semantic_respects_paragraphs_and_max_length():
 
 def test_regex_split_and_errors():
     text = "intro text\n# One\nbody one\n## Two\nbody two"
-    assert SPLIT(text, method="regex", pattern=r"\n#+ ", min_length=0) == ["intro text", "One\nbody one",
-                                                                            "Two\nbody two"]
+    assert SPLIT(text, method="regex", pattern=r"\n#+ ", min_length=0) == [
+        "intro text",
+        "One\nbody one",
+        "Two\nbody two",
+    ]
     with pytest.raises(ValueError, match="pattern"):
         SPLIT(text, method="regex", min_length=0)
     with pytest.raises(ValueError, match=r"pattern='\('"):
@@ -123,12 +144,15 @@ def test_short_piece_that_cannot_fit_is_kept():
     assert SPLIT(text, method="paragraph", min_length=5, max_length=42) == ["a" * 40, "b", "c" * 40]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"method": "words"}, "method='words'"),
-    ({"min_length": 500, "max_length": 100}, "min_length=500 and max_length=100"),
-    ({"max_length": 0, "min_length": 0}, "max_length=0"),
-    ({"min_length": -1}, "min_length=-1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"method": "words"}, "method='words'"),
+        ({"min_length": 500, "max_length": 100}, "min_length=500 and max_length=100"),
+        ({"max_length": 0, "min_length": 0}, "max_length=0"),
+        ({"min_length": -1}, "min_length=-1"),
+    ],
+)
 def test_bad_arguments_name_the_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SPLIT("some text here", **kwargs)
@@ -137,7 +161,9 @@ def test_bad_arguments_name_the_values(kwargs, message):
 def test_class_level_call_and_instance_defaults():
     text = "One sentence here. Another sentence there."
     assert DocumentProcessor.split_text(text, method="sentence", min_length=0) == [
-        "One sentence here.", "Another sentence there."]
+        "One sentence here.",
+        "Another sentence there.",
+    ]
     proc = DocumentProcessor(method="sentence", min_length=0, max_length=30)
     assert proc.split_text(text) == ["One sentence here.", "Another sentence there."]
     with pytest.raises(ValueError, match="method='bogus'"):

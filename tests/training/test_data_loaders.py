@@ -31,8 +31,13 @@ def all_rows(loader) -> list[dict]:
     rows = []
     for batch in loader:
         for i in range(batch["input_ids"].shape[0]):
-            rows.append({k: v[i][batch["attention_mask"][i].bool()] for k, v in batch.items()
-                         if k != "decoder_input_ids"})
+            rows.append(
+                {
+                    k: v[i][batch["attention_mask"][i].bool()]
+                    for k, v in batch.items()
+                    if k != "decoder_input_ids"
+                }
+            )
     return rows
 
 
@@ -67,23 +72,28 @@ def test_packed_clm_rows_rebuild_the_stream_with_correct_segments(byte_tok, cach
 
 def test_long_documents_are_cut_into_windows_and_padding_is_masked(byte_tok, cache):
     long_doc = "x" * 100
-    _, val = create_dataloaders(["short"] * 12, [long_doc, "tail"], byte_tok, batch_size=4, max_length=16,
-                                cache_dir=cache)
+    _, val = create_dataloaders(
+        ["short"] * 12, [long_doc, "tail"], byte_tok, batch_size=4, max_length=16, cache_dir=cache
+    )
     batch = next(iter(val))
     assert batch["input_ids"].shape == (4, 16)
     rows = all_rows(val)
     assert sum(len(r["input_ids"]) for r in rows) == 1 + 100 + 1 + 4 + 1
     assert byte_tok.decode(torch.cat([r["input_ids"] for r in rows]).tolist()) == (
-        "<|endoftext|>" + long_doc + "<|endoftext|>tail<|endoftext|>")
+        "<|endoftext|>" + long_doc + "<|endoftext|>tail<|endoftext|>"
+    )
     padded = [b for b in val][-1]
     pads = padded["attention_mask"] == 0
-    assert (padded["labels"][pads] == -100).all() and (padded["input_ids"][pads] == byte_tok.pad_token_id).all()
+    assert (padded["labels"][pads] == -100).all() and (
+        padded["input_ids"][pads] == byte_tok.pad_token_id
+    ).all()
 
 
 def test_unpacked_clm_gives_one_row_per_document_window(byte_tok, cache):
     docs = ["alpha", "b" * 20, "gamma"]
-    _, val = create_dataloaders(docs * 2, docs, byte_tok, batch_size=2, max_length=8, packing=False,
-                                cache_dir=cache)
+    _, val = create_dataloaders(
+        docs * 2, docs, byte_tok, batch_size=2, max_length=8, packing=False, cache_dir=cache
+    )
     texts = [byte_tok.decode(r["input_ids"].tolist()) for r in all_rows(val)]
     assert texts == ["alpha<|endoftext|>", "bbbbbbbb", "bbbbbbbb", "bbbb<|endoftext|>", "gamma<|endoftext|>"]
     assert "segment_ids" not in next(iter(val))
@@ -93,8 +103,16 @@ def test_model_forward_on_a_packed_batch(byte_tok, cache):
     from minillm import DecoderOnlyModel
 
     train, _ = create_dataloaders(DOCS, [], byte_tok, batch_size=2, max_length=24, cache_dir=cache)
-    model = DecoderOnlyModel(dict(model_type="decoder_only", vocab_size=260, d_model=32, num_heads=2,
-                                  num_layers=1, max_seq_len=32))
+    model = DecoderOnlyModel(
+        {
+            "model_type": "decoder_only",
+            "vocab_size": 260,
+            "d_model": 32,
+            "num_heads": 2,
+            "num_layers": 1,
+            "max_seq_len": 32,
+        }
+    )
     loss = model(**next(iter(train))).loss
     assert torch.isfinite(loss) and loss.item() > 0
 
@@ -104,19 +122,22 @@ def labelled_text(tok, row) -> str:
     return tok.decode(row["input_ids"][keep].tolist())
 
 
-CHAT = {"messages": [
-    {"role": "system", "content": "Be brief."},
-    {"role": "user", "content": "Capital of France?"},
-    {"role": "assistant", "content": "Paris."},
-    {"role": "user", "content": "And Spain?"},
-    {"role": "assistant", "content": "Madrid."},
-]}
+CHAT = {
+    "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": "Paris."},
+        {"role": "user", "content": "And Spain?"},
+        {"role": "assistant", "content": "Madrid."},
+    ]
+}
 
 
 @pytest.mark.parametrize("packing", [True, False])
 def test_chat_labels_cover_only_assistant_turns(byte_tok, cache, packing):
-    _, val = create_dataloaders([CHAT] * 2, [CHAT], byte_tok, batch_size=1, max_length=256, packing=packing,
-                                cache_dir=cache)
+    _, val = create_dataloaders(
+        [CHAT] * 2, [CHAT], byte_tok, batch_size=1, max_length=256, packing=packing, cache_dir=cache
+    )
     (row,) = all_rows(val)
     labelled = labelled_text(byte_tok, row)
     assert labelled == "Paris.<|im_end|>\nMadrid.<|im_end|>\n<|endoftext|>"
@@ -126,20 +147,27 @@ def test_chat_labels_cover_only_assistant_turns(byte_tok, cache, packing):
 
 
 def test_chat_masking_with_the_project_bpe_tokenizer(bpe_tokenizer, cache):
-    _, val = create_dataloaders([CHAT] * 2, [CHAT], bpe_tokenizer, batch_size=1, max_length=256, cache_dir=cache)
+    _, val = create_dataloaders(
+        [CHAT] * 2, [CHAT], bpe_tokenizer, batch_size=1, max_length=256, cache_dir=cache
+    )
     (row,) = all_rows(val)
     eos = bpe_tokenizer.eos_token_id
     keep = row["labels"] != -100
     text = bpe_tokenizer.decode(row["input_ids"][keep].tolist())
     assert text == "Paris.<|im_end|>\nMadrid.<|im_end|>\n" + bpe_tokenizer.decode([eos])
     full = bpe_tokenizer.decode(row["input_ids"].tolist())
-    assert full == bpe_tokenizer.decode([eos]) + bpe_tokenizer.apply_chat_template(CHAT["messages"]) + \
-        bpe_tokenizer.decode([eos])
+    assert full == bpe_tokenizer.decode([eos]) + bpe_tokenizer.apply_chat_template(
+        CHAT["messages"]
+    ) + bpe_tokenizer.decode([eos])
 
 
 def test_instruction_and_pair_items_learn_only_the_answer(byte_tok, cache):
-    items = [{"instruction": "Add.", "input": "2 2", "output": "four"}, {"input": "hi", "output": "hello"},
-             {"source": "bonjour", "target": "good day"}, "plain words"]
+    items = [
+        {"instruction": "Add.", "input": "2 2", "output": "four"},
+        {"input": "hi", "output": "hello"},
+        {"source": "bonjour", "target": "good day"},
+        "plain words",
+    ]
     _, val = create_dataloaders(items, items, byte_tok, batch_size=1, max_length=512, cache_dir=cache)
     (row,) = all_rows(val)
     labelled = labelled_text(byte_tok, row)
@@ -165,8 +193,9 @@ def test_supervised_packing_never_splits_an_example(byte_tok, cache):
 
 def test_mlm_masks_tokens_but_never_special_ones(byte_tok, cache):
     texts = ["the cat sat on the mat " * 4] * 16
-    train, _ = create_dataloaders(texts, [], byte_tok, batch_size=8, max_length=64, model_type="encoder_only",
-                                  cache_dir=cache)
+    train, _ = create_dataloaders(
+        texts, [], byte_tok, batch_size=8, max_length=64, model_type="encoder_only", cache_dir=cache
+    )
     batch = next(iter(train))
     assert set(batch) == {"input_ids", "attention_mask", "labels"}
     chosen = batch["labels"] != -100
@@ -178,12 +207,17 @@ def test_mlm_masks_tokens_but_never_special_ones(byte_tok, cache):
 
 def test_seq2seq_batches(byte_tok, cache):
     pairs = [{"source": "one two", "target": "un deux"}, {"input": "three", "output": "trois"}] * 2
-    train, val = create_dataloaders(pairs, pairs[:2], byte_tok, batch_size=2, max_length=32,
-                                    model_type="encoder_decoder", cache_dir=cache)
+    _, val = create_dataloaders(
+        pairs, pairs[:2], byte_tok, batch_size=2, max_length=32, model_type="encoder_decoder", cache_dir=cache
+    )
     batch = next(iter(val))
     assert set(batch) == {"input_ids", "attention_mask", "labels", "decoder_input_ids"}
     assert byte_tok.decode(batch["input_ids"][0].tolist()) == "one two<|endoftext|>"
-    assert batch["labels"][1].tolist()[-3:] == [EOS, -100, -100]  # "trois"+eos is 2 shorter than "un deux"+eos
+    assert batch["labels"][1].tolist()[-3:] == [
+        EOS,
+        -100,
+        -100,
+    ]  # "trois"+eos is 2 shorter than "un deux"+eos
     assert batch["decoder_input_ids"][0, 0] == byte_tok.pad_token_id
     assert torch.equal(batch["decoder_input_ids"][0, 1:], batch["labels"][0, :-1])
 
@@ -211,6 +245,7 @@ def test_damaged_cache_is_rebuilt(byte_tok, cache):
     train, _ = create_dataloaders(DOCS, [], byte_tok, batch_size=2, max_length=32, cache_dir=cache)
     assert byte_tok.calls > len(DOCS) / 2
     assert (store / "tokens.bin").stat().st_size > 10
+    assert next(iter(train))["input_ids"].shape == (2, 32)
 
 
 def test_default_cache_dir_follows_minillm_cache(byte_tok, tmp_path, monkeypatch):
@@ -221,7 +256,9 @@ def test_default_cache_dir_follows_minillm_cache(byte_tok, tmp_path, monkeypatch
 
 def test_sampler_is_seeded_per_epoch(byte_tok, cache):
     def order(seed, epoch):
-        train, _ = create_dataloaders(DOCS, [], byte_tok, batch_size=2, max_length=16, seed=seed, cache_dir=cache)
+        train, _ = create_dataloaders(
+            DOCS, [], byte_tok, batch_size=2, max_length=16, seed=seed, cache_dir=cache
+        )
         train.sampler.set_epoch(epoch)
         return [b["input_ids"].tolist() for b in train]
 
@@ -237,17 +274,24 @@ def test_val_loader_is_none_without_val_texts(byte_tok, cache):
     assert val is None
 
 
-@pytest.mark.parametrize("items, kwargs, message", [
-    (["tiny"], {"batch_size": 4}, r"gives 1 rows .* fewer than batch_size=4"),
-    ([], {}, "train_texts is empty"),
-    (DOCS, {"objective": "gan"}, "objective='gan'"),
-    (DOCS, {"model_type": "rnn"}, "model_type='rnn'"),
-    (DOCS, {"batch_size": 0}, "batch_size=0"),
-    ([CHAT] * 4, {"objective": "mlm"}, "mlm' trains on plain text; the train data has chat"),
-    (DOCS, {"objective": "seq2seq"}, "train item 0 is text"),
-    ([{"question": "?"}], {}, r"train item 0 has no known shape \(got \['question'\]\)"),
-    ([{"messages": [{"role": "user", "content": "hi"}]}] * 4, {}, "no train example has a token to learn"),
-])
+@pytest.mark.parametrize(
+    "items, kwargs, message",
+    [
+        (["tiny"], {"batch_size": 4}, r"gives 1 rows .* fewer than batch_size=4"),
+        ([], {}, "train_texts is empty"),
+        (DOCS, {"objective": "gan"}, "objective='gan'"),
+        (DOCS, {"model_type": "rnn"}, "model_type='rnn'"),
+        (DOCS, {"batch_size": 0}, "batch_size=0"),
+        ([CHAT] * 4, {"objective": "mlm"}, "mlm' trains on plain text; the train data has chat"),
+        (DOCS, {"objective": "seq2seq"}, "train item 0 is text"),
+        ([{"question": "?"}], {}, r"train item 0 has no known shape \(got \['question'\]\)"),
+        (
+            [{"messages": [{"role": "user", "content": "hi"}]}] * 4,
+            {},
+            "no train example has a token to learn",
+        ),
+    ],
+)
 def test_bad_data_and_arguments(byte_tok, cache, items, kwargs, message):
     options = {"batch_size": 2, "max_length": 16, "cache_dir": cache, **kwargs}
     with pytest.raises(ValueError, match=message):

@@ -35,8 +35,9 @@ def test_text_file_is_split_shuffled_and_divided(tmp_path):
 
 def test_split_options_reach_the_splitter(tmp_path):
     file = write(tmp_path / "a.md", " ".join(PARAS))
-    train, val, _ = load_and_split_data(file, split_method="chunk", val_split=0.25, min_length=0, max_length=100,
-                                        overlap=20)
+    train, val, _ = load_and_split_data(
+        file, split_method="chunk", val_split=0.25, min_length=0, max_length=100, overlap=20
+    )
     pieces = train + val
     plain, _, _ = load_and_split_data(file, split_method="chunk", val_split=0.0, min_length=0, max_length=100)
     assert all(len(p) <= 100 for p in pieces) and len(pieces) > len(plain)  # overlap gives more chunks
@@ -77,7 +78,9 @@ def test_encoding_errors_replace_goes_on(tmp_path):
     assert "Bad \ufffd byte here, long enough to keep." in items
 
 
-@pytest.mark.parametrize("content, offset", [(b"abc\xffdef", 3), (b"caf\xc3\xa9 \xc3(", 6), (b"x" * 10 + b"\x00y", 10)])
+@pytest.mark.parametrize(
+    "content, offset", [(b"abc\xffdef", 3), (b"caf\xc3\xa9 \xc3(", 6), (b"x" * 10 + b"\x00y", 10)]
+)
 def test_non_utf8_and_binary_report_byte_offset(tmp_path, content, offset):
     file = tmp_path / "bad.txt"
     file.write_bytes(content)
@@ -95,16 +98,24 @@ def test_streamed_reading_reports_offsets_across_chunks(tmp_path):
     assert "".join(iter_paragraphs(file, chunk_bytes=4095)) == split.decode()
 
 
-@pytest.mark.parametrize("name, content, error, message", [
-    ("missing.txt", None, FileNotFoundError, "does not exist"),
-    ("empty.txt", "", ValueError, "is empty"),
-    ("blank.txt", " \n\n\t\n", ValueError, "is empty"),
-    ("empty.jsonl", "\n\n", ValueError, "is empty"),
-    ("bad.jsonl", '{"text": "ok"}\n{"text": \n', ValueError, "line 2 .* not valid JSON"),
-    ("list.jsonl", '{"text": "ok"}\n\n[1, 2]\n', ValueError, "line 3 .* JSON list"),
-    ("shape.jsonl", '{"prompt": "p", "completion": "c"}\n', ValueError, r"line 1 .*\['completion', 'prompt'\]"),
-    ("types.jsonl", '{"text": 5}\n', ValueError, "line 1 .*'text' must be a string"),
-])
+@pytest.mark.parametrize(
+    "name, content, error, message",
+    [
+        ("missing.txt", None, FileNotFoundError, "does not exist"),
+        ("empty.txt", "", ValueError, "is empty"),
+        ("blank.txt", " \n\n\t\n", ValueError, "is empty"),
+        ("empty.jsonl", "\n\n", ValueError, "is empty"),
+        ("bad.jsonl", '{"text": "ok"}\n{"text": \n', ValueError, "line 2 .* not valid JSON"),
+        ("list.jsonl", '{"text": "ok"}\n\n[1, 2]\n', ValueError, "line 3 .* JSON list"),
+        (
+            "shape.jsonl",
+            '{"prompt": "p", "completion": "c"}\n',
+            ValueError,
+            r"line 1 .*\['completion', 'prompt'\]",
+        ),
+        ("types.jsonl", '{"text": 5}\n', ValueError, "line 1 .*'text' must be a string"),
+    ],
+)
 def test_bad_inputs_give_one_line_errors(tmp_path, name, content, error, message):
     path = tmp_path / name
     if content is not None:
@@ -131,12 +142,15 @@ def test_empty_validation_split_says_how_many_pieces(tmp_path):
     assert len(train) == 5 and val == []
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"val_split": 1.5}, "val_split=1.5"),
-    ({"val_split": 0.5, "test_split": 0.5}, "must be below 1"),
-    ({"encoding_errors": "loose"}, "encoding_errors='loose'"),
-    ({"split_method": "words"}, "method='words'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"val_split": 1.5}, "val_split=1.5"),
+        ({"val_split": 0.5, "test_split": 0.5}, "must be below 1"),
+        ({"encoding_errors": "loose"}, "encoding_errors='loose'"),
+        ({"split_method": "words"}, "method='words'"),
+    ],
+)
 def test_bad_arguments(tmp_path, kwargs, message):
     file = write(tmp_path / "a.txt", "\n\n".join(PARAS))
     with pytest.raises(ValueError, match=message):
