@@ -19,26 +19,26 @@ import os
 os.environ["RAYON_NUM_THREADS"] = "1"  # before tokenizers is imported: HF single-threaded
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import resource  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import tracemalloc  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import regex  # noqa: E402
-import tokenizers  # noqa: E402
-from tokenizers import Regex, models, pre_tokenizers, trainers  # noqa: E402
+import regex
+import tokenizers
+from tokenizers import Regex, models, pre_tokenizers, trainers
 
-from tokenizers_bpe import BPETokenizer  # noqa: E402
-from tokenizers_bpe.pretokenize import resolve_pattern  # noqa: E402
+from tokenizers_bpe import BPETokenizer
+from tokenizers_bpe.pretokenize import resolve_pattern
 
 VOCAB = 8192
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -55,23 +55,31 @@ def median_time(func, runs: int) -> float:
 
 def hf_trainer_tokenizer():
     tok = tokenizers.Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(resolve_pattern("gpt4")), "isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(resolve_pattern("gpt4")), "isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     return tok
 
 
 def hf_train(lines: list[str]):
     tok = hf_trainer_tokenizer()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=SPECIALS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB,
+        special_tokens=SPECIALS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(lines, trainer)
     return tok
 
 
 def ours_train(lines: list[str]) -> BPETokenizer:
-    return BPETokenizer(vocab_size=VOCAB, special_tokens=SPECIALS, pattern="gpt4", show_progress=False).train(lines)
+    return BPETokenizer(vocab_size=VOCAB, special_tokens=SPECIALS, pattern="gpt4", show_progress=False).train(
+        lines
+    )
 
 
 def smollm2_folder() -> Path:
@@ -83,7 +91,9 @@ def smollm2_folder() -> Path:
         import transformers
 
         gguf = smollm2_gguf_path()
-        transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(folder)
+        transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(
+            folder
+        )
     return folder
 
 
@@ -131,8 +141,14 @@ def main() -> None:
     hf_tok = hf_train(train_lines)
     hf_merges = [tuple(m) for m in json.loads(hf_tok.to_str())["model"]["merges"]]
     same_merges = sum(a == b for a, b in zip(ours._spec.merges, hf_merges))
-    rows.append((f"train vocab {VOCAB}, {train_mb:.1f} MB (s, lower is better)", our_time, hf_time,
-                 our_time / hf_time))
+    rows.append(
+        (
+            f"train vocab {VOCAB}, {train_mb:.1f} MB (s, lower is better)",
+            our_time,
+            hf_time,
+            our_time / hf_time,
+        )
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         ours.save(Path(tmp) / "tokenizer.json")
@@ -157,11 +173,15 @@ def main() -> None:
     print(f"|{'-' * 54}|{'-' * 11}|{'-' * 11}|{'-' * 9}|")
     for name, mine, theirs, ratio in rows:
         print(f"| {name:<52} | {mine:>9.2f} | {theirs:>9.2f} | {ratio:>7.2f} |")
-    print(f"merges identical to HF BpeTrainer: {same_merges}/{len(hf_merges)} in order "
-          f"(ours {len(ours._spec.merges)})")
+    print(
+        f"merges identical to HF BpeTrainer: {same_merges}/{len(hf_merges)} in order "
+        f"(ours {len(ours._spec.merges)})"
+    )
     print(f"ids identical to HF on every line: our vocab {same_ours}, SmolLM2 {same_smol}")
-    print(f"peak memory: tracemalloc peak of our training {peak / 2**20:.1f} MiB; "
-          f"process ru_maxrss {rss:.0f} MiB (both libraries, SmolLM2 loaded)")
+    print(
+        f"peak memory: tracemalloc peak of our training {peak / 2**20:.1f} MiB; "
+        f"process ru_maxrss {rss:.0f} MiB (both libraries, SmolLM2 loaded)"
+    )
 
 
 if __name__ == "__main__":

@@ -9,11 +9,11 @@ from .special_tokens import AddedToken
 from .tokenizer import DEFAULT_SPECIAL_TOKENS, BPETokenizer
 
 __all__ = [
-    "AddedToken",
-    "BPETokenizer",
     "CHATML_TEMPLATE",
     "DEFAULT_SPECIAL_TOKENS",
     "GPT2_PATTERN",
     "GPT4_PATTERN",
     "LLAMA3_PATTERN",
+    "AddedToken",
+    "BPETokenizer",
 ]

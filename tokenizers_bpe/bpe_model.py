@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from .bytes_map import bytes_to_unicode, text_to_byte_chars
 
 _NONE = (1 << 62, -1)  # (rank, id) of a pair that has no merge
@@ -21,7 +23,7 @@ def apply_merges(ids: list[int], ranks: dict[tuple[int, int], tuple[int, int]]) 
     """
     get = ranks.get
     none = _NONE
-    pair_ranks = [get(pair, none)[0] for pair in zip(ids, ids[1:])]
+    pair_ranks = [get(pair, none)[0] for pair in pairwise(ids)]
     while pair_ranks:
         best = min(pair_ranks)
         if best == none[0]:

@@ -70,7 +70,7 @@ def text_to_byte_chars(text: str) -> str:
         data = text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError(
-            f"text holds a lone surrogate {text[exc.start:exc.end]!r} at index {exc.start}, which has no UTF-8 "
+            f"text holds a lone surrogate {text[exc.start : exc.end]!r} at index {exc.start}, which has no UTF-8 "
             "encoding; pass valid Unicode text"
         ) from None
     return data.decode("latin-1").translate(_latin1_table())

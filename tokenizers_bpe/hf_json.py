@@ -43,8 +43,13 @@ def _steps_from_json(spec: dict | None) -> list[dict]:
     if kind == "Sequence":
         return [step for inner in spec.get("pretokenizers", []) for step in _steps_from_json(inner)]
     if kind == "ByteLevel":
-        return [{"type": "ByteLevel", "add_prefix_space": bool(spec.get("add_prefix_space", False)),
-                 "use_regex": bool(spec.get("use_regex", True))}]
+        return [
+            {
+                "type": "ByteLevel",
+                "add_prefix_space": bool(spec.get("add_prefix_space", False)),
+                "use_regex": bool(spec.get("use_regex", True)),
+            }
+        ]
     if kind == "Digits":
         return [{"type": "Digits", "individual_digits": bool(spec.get("individual_digits", False))}]
     if kind == "Split":
@@ -67,11 +72,23 @@ def _steps_to_json(steps: list[dict]) -> dict | None:
     out = []
     for step in steps:
         if step["type"] == "Split":
-            out.append({"type": "Split", "pattern": {"Regex": step["pattern"]},
-                        "behavior": step.get("behavior", "Isolated"), "invert": False})
+            out.append(
+                {
+                    "type": "Split",
+                    "pattern": {"Regex": step["pattern"]},
+                    "behavior": step.get("behavior", "Isolated"),
+                    "invert": False,
+                }
+            )
         elif step["type"] == "ByteLevel":
-            out.append({"type": "ByteLevel", "add_prefix_space": step["add_prefix_space"], "trim_offsets": True,
-                        "use_regex": step["use_regex"]})
+            out.append(
+                {
+                    "type": "ByteLevel",
+                    "add_prefix_space": step["add_prefix_space"],
+                    "trim_offsets": True,
+                    "use_regex": step["use_regex"],
+                }
+            )
         else:
             out.append(dict(step))
     if not out:
@@ -90,8 +107,11 @@ def _has_byte_level(spec: dict | None, key: str) -> bool:
 def spec_from_json(data: object) -> TokenizerSpec:
     """Read a parsed ``tokenizer.json``; raise ValueError when it is not a byte-level BPE we can run."""
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
-        raise _fail("top level", type(data).__name__ if not isinstance(data, dict) else sorted(data),
-                    "an object with a 'model' entry")
+        raise _fail(
+            "top level",
+            type(data).__name__ if not isinstance(data, dict) else sorted(data),
+            "an object with a 'model' entry",
+        )
     model = data["model"]
     if model.get("type", "BPE") != "BPE" or "vocab" not in model or "merges" not in model:
         raise _fail("model type", model.get("type"), "'BPE' with 'vocab' and 'merges'")
@@ -110,7 +130,9 @@ def spec_from_json(data: object) -> TokenizerSpec:
             raise _fail("merge", merge, "'a b' or ['a', 'b']")
         merges.append((parts[0], parts[1]))
     decoder = data.get("decoder")
-    if not _has_byte_level(decoder, "decoders") and not _has_byte_level(data.get("pre_tokenizer"), "pretokenizers"):
+    if not _has_byte_level(decoder, "decoders") and not _has_byte_level(
+        data.get("pre_tokenizer"), "pretokenizers"
+    ):
         raise _fail("decoder", decoder, "ByteLevel (this reader handles byte-level BPE only)")
     return TokenizerSpec(
         vocab=dict(vocab),
@@ -183,4 +205,6 @@ def post_processor_ids(spec: dict | None, token_ids: dict[str, int]) -> tuple[li
         return prefix, suffix
     if kind in ("RobertaProcessing", "BertProcessing"):
         return [spec["cls"][1]], [spec["sep"][1]]
-    raise _fail("post_processor", kind, "null, ByteLevel, TemplateProcessing, RobertaProcessing or a Sequence")
+    raise _fail(
+        "post_processor", kind, "null, ByteLevel, TemplateProcessing, RobertaProcessing or a Sequence"
+    )

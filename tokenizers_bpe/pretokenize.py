@@ -7,8 +7,8 @@ to a finer list. The pieces stay ordinary strings; the byte-level mapping happen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import regex
 
@@ -103,7 +103,11 @@ def _merge_runs(parts: list[tuple[str, bool]]) -> list[str]:
 
 
 def _is_identity(step: dict) -> bool:
-    return step.get("type") == "ByteLevel" and not step.get("use_regex", True) and not step.get("add_prefix_space")
+    return (
+        step.get("type") == "ByteLevel"
+        and not step.get("use_regex", True)
+        and not step.get("add_prefix_space")
+    )
 
 
 @dataclass

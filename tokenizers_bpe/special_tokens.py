@@ -28,7 +28,9 @@ class AddedToken:
     def from_dict(cls, data: dict) -> AddedToken:
         """Build from a ``tokenizer.json`` entry; unknown keys are ignored."""
         if not isinstance(data.get("id"), int) or not isinstance(data.get("content"), str):
-            raise ValueError(f"added token {data!r} needs an int 'id' and a str 'content'")
+            raise ValueError(  # noqa: TRY004 (the house rule: user input errors are ValueError)
+                f"added token {data!r} needs an int 'id' and a str 'content'"
+            )
         keys = ("special", "single_word", "lstrip", "rstrip", "normalized")
         return cls(data["id"], data["content"], **{key: bool(data[key]) for key in keys if key in data})
 
@@ -81,7 +83,7 @@ class AddedVocabulary:
         if allowed_special == "none":
             return frozenset()
         if isinstance(allowed_special, str):
-            raise ValueError(
+            raise ValueError(  # noqa: TRY004 (house rule: bad user input is a ValueError)
                 f"allowed_special={allowed_special!r} is not a policy; use 'all', 'none' or a set of tokens"
             )
         allowed = frozenset(allowed_special)

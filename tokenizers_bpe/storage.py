@@ -35,7 +35,9 @@ def read_files(path: str | Path) -> tuple[object, dict, str | None]:
     else:
         folder, tokenizer_file = path.parent, path
     if not tokenizer_file.is_file():
-        raise FileNotFoundError(f"no tokenizer file at {tokenizer_file}; pass a tokenizer.json or a folder holding one")
+        raise FileNotFoundError(
+            f"no tokenizer file at {tokenizer_file}; pass a tokenizer.json or a folder holding one"
+        )
     data = _read_json(tokenizer_file)
     config: dict = {}
     template: str | None = None

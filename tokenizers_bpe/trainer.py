@@ -48,7 +48,9 @@ def count_words(
     total = len(texts) if hasattr(texts, "__len__") else None
     for index, text in enumerate(tqdm(texts, total=total, desc="count words", disable=not show_progress)):
         if not isinstance(text, str):
-            raise ValueError(f"training text #{index} is a {type(text).__name__}, not a str; pass strings")
+            raise ValueError(  # noqa: TRY004 (the house rule: user input errors are ValueError)
+                f"training text #{index} is a {type(text).__name__}, not a str; pass strings"
+            )
         counts.update(split(text))
     return counts
 
@@ -140,7 +142,9 @@ def learn_merges(
         bar.update(1)
     bar.close()
     if len(id_to_token) < vocab_size:
-        logger.info("training stopped at %d tokens (asked for %d): no pair left", len(id_to_token), vocab_size)
+        logger.info(
+            "training stopped at %d tokens (asked for %d): no pair left", len(id_to_token), vocab_size
+        )
     return id_to_token, [(id_to_token[a], id_to_token[b]) for a, b in merges]
 
 

@@ -30,7 +30,9 @@ def smollm2_dir(smollm2_gguf: Path, tmp_path_factory) -> Path:
     folder = root / "smollm2-tokenizer"
     if not (folder / "tokenizer.json").is_file():
         transformers = pytest.importorskip("transformers")
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name
+        )
         tokenizer.save_pretrained(str(folder))
     return folder
 

@@ -39,7 +39,7 @@ def test_smollm2_template_matches_transformers(our_smollm2, smollm2_dir, message
     assert ids == hf.encode(expected, add_special_tokens=False)
 
 
-def _auto(transformers, folder, _cache={}):
+def _auto(transformers, folder, _cache={}):  # noqa: B006 (a deliberate per-process cache)
     if folder not in _cache:
         _cache[folder] = transformers.AutoTokenizer.from_pretrained(str(folder))
     return _cache[folder]
@@ -62,7 +62,9 @@ def test_template_variables_exceptions_and_trim_blocks(small_tokenizer, tmp_path
     (tmp_path / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
     tok = BPETokenizer.load(tmp_path)
     # trim_blocks drops the newline after a block tag (not after {{ }}), lstrip_blocks the indentation before one
-    assert tok.apply_chat_template([{"role": "user", "content": "hi"}]) == "<|im_start|>\n[U]hi<|endoftext|>\n"
+    assert (
+        tok.apply_chat_template([{"role": "user", "content": "hi"}]) == "<|im_start|>\n[U]hi<|endoftext|>\n"
+    )
     with pytest.raises(ValueError, match="no tools here"):
         tok.apply_chat_template([{"role": "tool", "content": "x"}])
     transformers = pytest.importorskip("transformers")

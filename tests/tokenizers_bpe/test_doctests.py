@@ -7,8 +7,17 @@ import importlib
 
 import pytest
 
-MODULES = ["bytes_map", "pretokenize", "trainer", "bpe_model", "special_tokens", "normalize", "hf_json",
-           "chat_template", "storage"]
+MODULES = [
+    "bytes_map",
+    "pretokenize",
+    "trainer",
+    "bpe_model",
+    "special_tokens",
+    "normalize",
+    "hf_json",
+    "chat_template",
+    "storage",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -22,8 +31,10 @@ def test_library_does_not_import_hf_or_minillm():
     import subprocess
     import sys
 
-    code = ("import sys, tokenizers_bpe; bad = [m for m in ('transformers', 'tokenizers', 'minillm') "
-            "if m in sys.modules]; print(bad)")
+    code = (
+        "import sys, tokenizers_bpe; bad = [m for m in ('transformers', 'tokenizers', 'minillm') "
+        "if m in sys.modules]; print(bad)"
+    )
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]

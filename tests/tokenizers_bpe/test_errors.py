@@ -67,15 +67,18 @@ def test_missing_file(tmp_path):
         BPETokenizer.load(tmp_path / "absent")
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: d["model"].update(type="WordPiece"), "model type is 'WordPiece'"),
-    (lambda d: d["model"].update(byte_fallback=True), "byte_fallback"),
-    (lambda d: d.update(pre_tokenizer={"type": "Metaspace"}, decoder={"type": "Metaspace"}), "Metaspace"),
-    (lambda d: d["model"]["merges"].append(["zz", "qq"]), "'zz' \\+ 'qq'"),
-    (lambda d: d["model"]["merges"].append("a b c"), "'a b c'"),
-    (lambda d: d.pop("model"), "'model' entry"),
-    (lambda d: d["model"].update(vocab=["a"]), "model vocab"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d["model"].update(type="WordPiece"), "model type is 'WordPiece'"),
+        (lambda d: d["model"].update(byte_fallback=True), "byte_fallback"),
+        (lambda d: d.update(pre_tokenizer={"type": "Metaspace"}, decoder={"type": "Metaspace"}), "Metaspace"),
+        (lambda d: d["model"]["merges"].append(["zz", "qq"]), "'zz' \\+ 'qq'"),
+        (lambda d: d["model"]["merges"].append("a b c"), "'a b c'"),
+        (lambda d: d.pop("model"), "'model' entry"),
+        (lambda d: d["model"].update(vocab=["a"]), "model vocab"),
+    ],
+)
 def test_non_bpe_or_broken_tokenizer_json(small_tokenizer, tmp_path, change, message):
     data = json.loads(small_tokenizer.save(tmp_path / "ok.json").read_text(encoding="utf-8"))
     change(data)

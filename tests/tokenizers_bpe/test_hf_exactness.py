@@ -15,11 +15,18 @@ tokenizers = pytest.importorskip("tokenizers")
 # Any Unicode except lone surrogates (Python str allows them, UTF-8 does not: both libraries refuse them).
 UNICODE = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
 MIXED = st.lists(
-    st.one_of(UNICODE, st.sampled_from(["<|endoftext|>", "<|im_start|>", "<|im_end|>", " ", "\n", "'s", "123"])),
+    st.one_of(
+        UNICODE, st.sampled_from(["<|endoftext|>", "<|im_start|>", "<|im_end|>", " ", "\n", "'s", "123"])
+    ),
     max_size=6,
 ).map("".join)
-FAST = settings(max_examples=300, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 @pytest.mark.shared_data
@@ -50,7 +57,9 @@ def test_smollm2_unicode_strings(our_smollm2, hf_smollm2, text):
 def test_smollm2_decode_of_any_ids_matches_hf(our_smollm2, hf_smollm2, ids):
     # Includes ids whose bytes are not valid UTF-8: both sides replace them with U+FFFD the same way.
     assert our_smollm2.decode(ids) == hf_smollm2.decode(ids, skip_special_tokens=False)
-    assert our_smollm2.decode(ids, skip_special_tokens=True) == hf_smollm2.decode(ids, skip_special_tokens=True)
+    assert our_smollm2.decode(ids, skip_special_tokens=True) == hf_smollm2.decode(
+        ids, skip_special_tokens=True
+    )
 
 
 def test_smollm2_bytes_missing_from_its_vocab_are_dropped_as_hf_does(our_smollm2, hf_smollm2):
@@ -79,11 +88,14 @@ def saved_small(small_tokenizer, tmp_path_factory):
 def test_hf_opens_what_we_save_and_encodes_alike(small_tokenizer, saved_small, text):
     hf = _hf_from(saved_small)
     assert small_tokenizer.encode(text) == hf.encode(text).ids
-    assert small_tokenizer.decode(small_tokenizer.encode(text)) == text == hf.decode(hf.encode(text).ids,
-                                                                                    skip_special_tokens=False)
+    assert (
+        small_tokenizer.decode(small_tokenizer.encode(text))
+        == text
+        == hf.decode(hf.encode(text).ids, skip_special_tokens=False)
+    )
 
 
-def _hf_from(folder, _cache={}):
+def _hf_from(folder, _cache={}):  # noqa: B006 (a deliberate per-process cache)
     if folder not in _cache:
         _cache[folder] = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
     return _cache[folder]
@@ -104,8 +116,10 @@ def test_transformers_loads_our_folder(small_tokenizer, saved_small):
     transformers = pytest.importorskip("transformers")
     text = "Hello <|im_start|>user\nnaïve café 😀 2024<|im_end|>"
     messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
-    for hf in (transformers.AutoTokenizer.from_pretrained(str(saved_small)),
-               transformers.PreTrainedTokenizerFast(tokenizer_file=str(saved_small / "tokenizer.json"))):
+    for hf in (
+        transformers.AutoTokenizer.from_pretrained(str(saved_small)),
+        transformers.PreTrainedTokenizerFast(tokenizer_file=str(saved_small / "tokenizer.json")),
+    ):
         assert hf.encode(text) == small_tokenizer.encode(text)
         assert hf.decode(small_tokenizer.encode(text)) == text
     auto = transformers.AutoTokenizer.from_pretrained(str(saved_small))

@@ -11,9 +11,24 @@ from hypothesis import strategies as st
 from tokenizers_bpe import BPETokenizer
 
 ROUND_TRIP = [
-    "", "a", " ", "\n", "\t\r\n", "😀", "👩‍👩‍👧‍👦", "한국어", "日本語", "naïve café", "Größe", "\x00\x01\x7f",
-    "<|endoftext|>", "a<|im_start|>b<|im_end|>", "<|endoftext", "   leading and trailing   ",
-    "x" * 5000, "The quick brown fox. " * 200,
+    "",
+    "a",
+    " ",
+    "\n",
+    "\t\r\n",
+    "😀",
+    "👩‍👩‍👧‍👦",
+    "한국어",
+    "日本語",
+    "naïve café",
+    "Größe",
+    "\x00\x01\x7f",
+    "<|endoftext|>",
+    "a<|im_start|>b<|im_end|>",
+    "<|endoftext",
+    "   leading and trailing   ",
+    "x" * 5000,
+    "The quick brown fox. " * 200,
 ]
 
 
@@ -23,8 +38,13 @@ def test_decode_inverts_encode_on_a_matrix_of_strings(small_tokenizer, text):
 
 
 @given(text=st.text(st.characters(blacklist_categories=("Cs",)), max_size=80))
-@settings(max_examples=300, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 def test_decode_inverts_encode_on_any_unicode(small_tokenizer, text):
     ids = small_tokenizer.encode(text)
     assert small_tokenizer.decode(ids) == text
@@ -122,8 +142,12 @@ def test_loading_gpt2_style_post_processor_adds_bos(small_tokenizer, tmp_path):
     data = json.loads(path.read_text(encoding="utf-8"))
     data["post_processor"] = {
         "type": "TemplateProcessing",
-        "single": [{"SpecialToken": {"id": "<|im_start|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
-        "pair": [], "special_tokens": {"<|im_start|>": {"id": "<|im_start|>", "ids": [1], "tokens": ["<|im_start|>"]}},
+        "single": [
+            {"SpecialToken": {"id": "<|im_start|>", "type_id": 0}},
+            {"Sequence": {"id": "A", "type_id": 0}},
+        ],
+        "pair": [],
+        "special_tokens": {"<|im_start|>": {"id": "<|im_start|>", "ids": [1], "tokens": ["<|im_start|>"]}},
     }
     path.write_text(json.dumps(data), encoding="utf-8")
     tok = BPETokenizer.load(path)

@@ -17,20 +17,36 @@ def hf_train(texts: list[str], vocab_size: int, pattern: str, specials: list[str
     from tokenizers import Regex, models, pre_tokenizers, trainers
 
     tok = tokenizers.Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(pretokenize.resolve_pattern(pattern)), "isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, min_frequency=min_frequency,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(pretokenize.resolve_pattern(pattern)), "isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        min_frequency=min_frequency,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer)
     model = json.loads(tok.to_str())["model"]
     return model["vocab"], [tuple(merge) for merge in model["merges"]]
 
 
 def ours_train(texts, vocab_size, pattern, specials, min_frequency=0):
-    tok = BPETokenizer(vocab_size=vocab_size, special_tokens=specials, pattern=pattern, min_frequency=min_frequency,
-                       show_progress=False, bos_token=None, eos_token=None, pad_token=None, unk_token=None)
+    tok = BPETokenizer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        pattern=pattern,
+        min_frequency=min_frequency,
+        show_progress=False,
+        bos_token=None,
+        eos_token=None,
+        pad_token=None,
+        unk_token=None,
+    )
     tok.train(texts)
     return tok._spec.vocab, tok._spec.merges
 
