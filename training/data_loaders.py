@@ -33,7 +33,7 @@ from .data_collate import EpochSampler, collator_for
 from .data_examples import IGNORE_INDEX, pack_examples, seq2seq_example, single_rows, supervised_example
 from .data_formats import Item, item_kind, item_text
 from .data_tokens import eos_id, store_for_texts, vocab_len
-from .data_windows import TokenWindowDataset, _cls_sep
+from .data_windows import TokenFileDataset, TokenWindowDataset, _cls_sep
 
 logger = logging.getLogger(__name__)
 OBJECTIVES = ("clm", "mlm", "seq2seq")
@@ -178,5 +178,53 @@ def create_dataloaders(
         len(val_set),
         objective,
         max_length,
+    )
+    return train_loader, val_loader
+
+
+def create_file_dataloaders(
+    path: str | os.PathLike,
+    tokenizer,
+    batch_size: int,
+    max_length: int,
+    val_split: float = 0.1,
+    seed: int = 42,
+    packing: bool = True,
+    num_workers: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    encoding_errors: str = "strict",
+    documents: str = "file",
+) -> tuple[DataLoader, DataLoader | None]:
+    """Causal-LM loaders straight from a large text file or folder, streamed into a token store
+    (:class:`~training.data_windows.TokenFileDataset`); the last ``val_split`` of the rows is validation."""
+    dataset = TokenFileDataset(
+        path,
+        tokenizer,
+        max_length,
+        "packed" if packing else "documents",
+        cache_dir,
+        encoding_errors,
+        documents,
+    )
+    train_set, val_set = dataset.split(val_split) if val_split > 0 else (dataset, None)
+    if len(train_set) < batch_size:
+        raise ValueError(
+            f"{str(path)!r} gives {len(train_set)} training rows of max_length={max_length}, "
+            f"fewer than batch_size={batch_size}; lower batch_size or max_length"
+        )
+    pad = getattr(tokenizer, "pad_token_id", None)
+    collate = collator_for("clm", tokenizer, eos_id(tokenizer) if pad is None else int(pad), seed, 0)
+    train_loader = DataLoader(
+        train_set,
+        batch_size=batch_size,
+        sampler=EpochSampler(len(train_set), seed),
+        collate_fn=collate,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    val_loader = (
+        None
+        if val_set is None
+        else DataLoader(val_set, batch_size=batch_size, collate_fn=collate, num_workers=num_workers)
     )
     return train_loader, val_loader

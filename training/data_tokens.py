@@ -119,6 +119,11 @@ class TokenStore:
         """Documents in the store (the closing eos is not one)."""
         return len(self.doc_starts) - 1
 
+    def __reduce__(self):
+        # DataLoader workers started by spawn/forkserver get the path and reopen the memmaps (a pickled memmap
+        # would be copied into memory whole).
+        return (TokenStore.open, (str(self.path),))
+
     @classmethod
     def open(cls, path: str | os.PathLike) -> TokenStore:
         """Open a store; ValueError when its header or sizes do not match (a damaged or foreign folder)."""

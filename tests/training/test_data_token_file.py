@@ -145,3 +145,20 @@ def test_streamed_bad_bytes_and_empty_files(tmp_path, byte_tok, cache):
         )
     with pytest.raises(FileNotFoundError, match="does not exist"):
         TokenFileDataset(tmp_path / "nope.txt", byte_tok, max_length=16, cache_dir=cache)
+
+
+def test_workers_reopen_the_memmap_instead_of_copying_it(tmp_path, byte_tok, cache):
+    import pickle
+
+    from training.data_loaders import create_file_dataloaders
+
+    file = tmp_path / "w.txt"
+    data = make_corpus(file, 0.03)
+    train, val = create_file_dataloaders(
+        file, byte_tok, batch_size=4, max_length=64, cache_dir=cache, num_workers=1
+    )
+    assert len(pickle.dumps(train.dataset)) < len(data) / 20  # what a spawned worker would receive
+    in_worker = [b["input_ids"] for b in train]
+    train_main, _ = create_file_dataloaders(file, byte_tok, batch_size=4, max_length=64, cache_dir=cache)
+    assert all(torch.equal(a, b["input_ids"]) for a, b in zip(in_worker, train_main, strict=True))
+    assert set(next(iter(val))) == {"input_ids", "attention_mask", "labels", "segment_ids"}
