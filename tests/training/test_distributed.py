@@ -1,0 +1,48 @@
+"""DDP: two CPU processes under torchrun (gloo) match one process with the same global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+WORKER = Path(__file__).with_name("worker_train.py")
+COMMON = ["--shuffle", "0", "--dropout", "0", "--epochs", "2", "--save-every", "100"]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")]),
+            "OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.slow
+def test_two_process_ddp_matches_single_process(toy, tmp_path):
+    ddp = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER),
+         str(tmp_path / "ddp"), "--batch-size", "2", *COMMON],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    single = subprocess.run([sys.executable, str(WORKER), str(tmp_path / "single"), "--batch-size", "4", *COMMON],
+                            env=_env(), capture_output=True, text=True, timeout=300)
+    out, _ = ddp.communicate(timeout=300)
+    assert single.returncode == 0, single.stdout + single.stderr
+    assert ddp.returncode == 0, out
+    one = json.loads((tmp_path / "single" / "result.json").read_text())
+    two = json.loads((tmp_path / "ddp" / "result.json").read_text())
+    assert two["global_step"] == one["global_step"] == 24  # 48 rows / global batch 4, two epochs
+    for a, b in zip(one["history"], two["history"], strict=True):
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5)
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)
+    want, have = toy.trainable(tmp_path / "single" / "final"), toy.trainable(tmp_path / "ddp" / "final")
+    start = toy.weights(toy.tiny_model())
+    for k in want:
+        torch.testing.assert_close(have[k], want[k], rtol=1e-4, atol=2e-5)
+    assert (want["model.embed_tokens.weight"] - start["model.embed_tokens.weight"]).abs().max() > 1e-3
+    # only rank 0 wrote: one metrics file, no duplicate records
+    records = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r.get("event") == "eval"] == [12, 24]
+    assert [r["step"] for r in records if "loss" in r] == [10, 20, 24]
