@@ -197,6 +197,7 @@ class Trainer:
                 stop = self._evaluate_and_track() or stop
             if opts.save_every is None or stop:
                 self._save_step_checkpoint()
+        self._maybe_log(recent, bar, force=True)
         if bar is not None:
             bar.close()
         return self._finish()
@@ -402,9 +403,9 @@ class Trainer:
             total = epochs * math.ceil(len(self.train_dataloader) / self.options.gradient_accumulation_steps)
         return tqdm(total=total, initial=self.state["global_step"], desc="train", dynamic_ncols=True)
 
-    def _maybe_log(self, recent: list[float], bar: Any) -> None:
+    def _maybe_log(self, recent: list[float], bar: Any, force: bool = False) -> None:
         step, last = self.state["global_step"], self._last_log
-        stopping = self.options.max_steps is not None and step >= self.options.max_steps
+        stopping = force or (self.options.max_steps is not None and step >= self.options.max_steps)
         if (step % self.options.log_every and not stopping) or not recent:
             return
         now, tokens = time.perf_counter(), self.state["tokens_seen"]
