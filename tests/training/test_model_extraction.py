@@ -1,0 +1,73 @@
+"""load_model_and_tokenizer / continue_training / extract_model_for_inference on a trained toy run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from minillm import DecoderOnlyModel, load_pretrained
+from training import Trainer, continue_training, extract_model_for_inference, load_model_and_tokenizer
+
+FAST = dict(device="cpu", progress_bar=False, tensorboard=False, plot=False)
+
+
+@pytest.fixture
+def bpe():
+    from tokenizers_bpe import BPETokenizer
+
+    text = ["the quick brown fox jumps over the lazy dog", "pack my box with five dozen liquor jugs"] * 20
+    return BPETokenizer(vocab_size=300, show_progress=False).train(text)
+
+
+def _ids_data(tokenizer, n=16):
+    ids = torch.tensor(tokenizer.encode("the quick brown fox jumps over the lazy dog pack my box")[:12])
+    rows = ids.repeat(n, 1)
+    return [{"input_ids": rows[i : i + 4], "labels": rows[i : i + 4]} for i in range(0, n, 4)]
+
+
+@pytest.fixture
+def run_dir(tmp_path, bpe):
+    torch.manual_seed(0)
+    model = DecoderOnlyModel(dict(model_type="decoder_only", vocab_size=bpe.vocab_size, d_model=32, num_heads=2,
+                                  num_layers=2, max_seq_len=32))
+    data = _ids_data(bpe)
+    Trainer(model=model, train_dataloader=data, val_dataloader=data[:1], checkpoint_dir=tmp_path / "run",
+            learning_rate=1e-2, tokenizer=bpe, **FAST).train(epochs=2)
+    return tmp_path / "run"
+
+
+def test_load_from_run_dir_picks_best_and_tokenizer(run_dir, bpe):
+    model, tokenizer = load_model_and_tokenizer(run_dir)
+    assert type(tokenizer).__name__ == "BPETokenizer" and tokenizer.encode("lazy dog") == bpe.encode("lazy dog")
+    best = load_pretrained(run_dir / "best")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), best.state_dict().values()))
+    with pytest.raises(ValueError, match="use_qlora"):
+        load_model_and_tokenizer(run_dir, use_qlora=True)
+    with pytest.raises(FileNotFoundError, match="holds no model"):
+        load_model_and_tokenizer(run_dir / "metrics.jsonl")
+
+
+def test_extract_for_inference_is_slim_and_opens_in_transformers(run_dir, tmp_path):
+    out = extract_model_for_inference(run_dir, tmp_path / "slim")
+    assert not (out / "trainer_state").exists() and (out / "tokenizer.json").is_file()
+    ours = load_pretrained(out)
+    transformers = pytest.importorskip("transformers")
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(str(out)).eval()
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(ids).logits, ours(ids).logits, rtol=1e-4, atol=1e-4)
+
+
+def test_continue_training_and_vocabulary_mismatch(run_dir, tmp_path, bpe):
+    from tokenizers_bpe import BPETokenizer
+
+    data = _ids_data(bpe)
+    result = continue_training(run_dir, data, data[:1], learning_rate=1e-3, epochs=1,
+                               checkpoint_dir=tmp_path / "more", early_stopping_patience=None, **FAST)
+    start = load_pretrained(run_dir / "best")
+    assert result["global_step"] == 4 and (tmp_path / "more" / "final" / "tokenizer.json").is_file()
+    assert not torch.equal(result["model"].lm_head.weight, start.lm_head.weight)
+    other = BPETokenizer(vocab_size=280, show_progress=False).train(["some other text entirely"] * 5)
+    with pytest.raises(ValueError, match=rf"{other.vocab_size}.*{bpe.vocab_size}"):
+        continue_training(run_dir, data, None, epochs=1, checkpoint_dir=tmp_path / "x", tokenizer=other, **FAST)

@@ -1,0 +1,130 @@
+"""Load a trained model for use or more training, and slim a training checkpoint down for inference.
+
+``model_path`` may be one of our checkpoint directories (``best/``, ``final/``, ``checkpoint-STEP/``), a whole
+run directory (then ``best/``, else ``final/``, else the latest complete ``checkpoint-STEP/`` is used), a
+transformers model directory, or a ``.gguf`` file; :func:`minillm.load_pretrained` picks the model family.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import minillm
+from minillm.atomic import atomic_directory
+from minillm.checkpoint import resolve_model_dir
+
+from .checkpoints import find_latest_checkpoint, save_tokenizer
+from .tokenizer_loading import has_tokenizer, load_tokenizer
+
+logger = logging.getLogger(__name__)
+
+# Options load_model_and_tokenizer understands (QLoRA / LoRA options join here with the HF bridge).
+LOAD_OPTIONS = {"dtype"}
+
+
+def resolve_model_path(model_path: str | os.PathLike) -> Path:
+    """The model directory (or .gguf file) that ``model_path`` designates; see the module docstring."""
+    path = Path(model_path).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise FileNotFoundError(f"GGUF file {str(path)!r} does not exist")
+        return path
+    if not path.exists():
+        raise FileNotFoundError(f"model path {str(path)!r} does not exist")
+    if (path / "config.json").is_file():
+        return path
+    for name in ("best", "final"):
+        if (path / name / "config.json").is_file():
+            return path / name
+    latest = find_latest_checkpoint(path)
+    if latest is not None:
+        return latest
+    raise FileNotFoundError(
+        f"{str(path)!r} holds no model: expected config.json, a .gguf file, or a run directory with best/, final/ "
+        f"or checkpoint-STEP/"
+    )
+
+
+def load_model_and_tokenizer(
+    model_path: str | os.PathLike, tokenizer_path: str | os.PathLike | None = None, device: str | None = None,
+    **options: Any,
+) -> tuple[Any, Any]:
+    """Return ``(model, tokenizer)``; the tokenizer is None when neither path holds one.
+
+    Options: ``dtype`` ("float32", "bfloat16", ...). An unknown option raises ValueError naming it.
+    """
+    unknown = sorted(set(options) - LOAD_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for load_model_and_tokenizer; supported: {sorted(LOAD_OPTIONS)}")
+    path = resolve_model_path(model_path)
+    model = minillm.load_pretrained(path, device=device, dtype=options.get("dtype"))
+    if tokenizer_path is not None:
+        tokenizer = load_tokenizer(tokenizer_path)
+    else:
+        source = resolve_model_dir(path)  # a .gguf file's converted directory holds its tokenizer
+        tokenizer = load_tokenizer(source) if has_tokenizer(source) else None
+    logger.info("loaded %s from %s (tokenizer: %s)", type(model).__name__, path, type(tokenizer).__name__)
+    return model, tokenizer
+
+
+def embedding_rows(model: Any) -> int | None:
+    """Rows of the model's input embedding, or None when it does not say."""
+    get = getattr(model, "get_input_embeddings", None)
+    embedding = get() if get is not None else None
+    return getattr(embedding, "num_embeddings", None)
+
+
+def check_vocabulary(model: Any, tokenizer: Any) -> None:
+    """Refuse a tokenizer whose vocabulary size differs from the model's embedding rows."""
+    rows, size = embedding_rows(model), getattr(tokenizer, "vocab_size", None)
+    if rows is not None and size is not None and rows != size:
+        raise ValueError(
+            f"tokenizer vocabulary size {size} does not match the model's embedding size {rows}; use the "
+            f"tokenizer the model was trained with"
+        )
+
+
+def continue_training(
+    model_path: str | os.PathLike, train_dataloader: Any, val_dataloader: Any = None, learning_rate: float = 1e-4,
+    epochs: int = 1, checkpoint_dir: str | os.PathLike = "checkpoints/continued", early_stopping_patience: int | None = 3,
+    tokenizer: Any = None, device: str = "auto", **trainer_options: Any,
+) -> dict[str, Any]:
+    """Load weights from ``model_path`` and train them further with a new optimizer.
+
+    Returns the Trainer's result dict plus ``model`` (the trained model) and ``tokenizer``.
+    """
+    from .trainer import Trainer
+
+    model, stored = load_model_and_tokenizer(model_path)
+    tokenizer = tokenizer if tokenizer is not None else stored
+    if tokenizer is not None:
+        check_vocabulary(model, tokenizer)
+    model.train()
+    trainer = Trainer(model=model, train_dataloader=train_dataloader, val_dataloader=val_dataloader,
+                      learning_rate=learning_rate, checkpoint_dir=checkpoint_dir, device=device,
+                      early_stopping_patience=early_stopping_patience, tokenizer=tokenizer, **trainer_options)
+    result = trainer.train(epochs=epochs)
+    return {**result, "model": trainer.model, "tokenizer": tokenizer}
+
+
+def extract_model_for_inference(
+    model_path: str | os.PathLike, output_path: str | os.PathLike, device: str = "cpu", dtype: Any = None
+) -> Path:
+    """Write a slim inference directory (config, weights, generation config, tokenizer; no trainer_state).
+
+    The result opens with :func:`minillm.load_pretrained` and, for the decoder, with transformers'
+    ``AutoModelForCausalLM.from_pretrained``.
+    """
+    model, tokenizer = load_model_and_tokenizer(model_path, device=device, dtype=dtype)
+    output = Path(output_path)
+    with atomic_directory(output) as tmp:
+        model.save_pretrained(str(tmp))
+        if tokenizer is not None:
+            save_tokenizer(tokenizer, tmp)
+        shutil.rmtree(tmp / "trainer_state", ignore_errors=True)
+    logger.info("extracted %s to %s", model_path, output)
+    return output
