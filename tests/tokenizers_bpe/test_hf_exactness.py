@@ -156,3 +156,15 @@ def test_ignore_merges_llama3_style_matches_hf(small_tokenizer, tmp_path):
     texts = [" shel", " shells", "she sells sea shells", " shel shel", "Ünïcödé wörds"]
     assert [ours.encode(t) for t in texts] == [hf.encode(t).ids for t in texts]
     assert ours.encode(" shel") == [data["model"]["vocab"]["Ġshel"]]
+
+
+def test_resaving_smollm2_keeps_hf_encoding(our_smollm2, hf_smollm2, tmp_path):
+    path = our_smollm2.save(tmp_path / "smol")
+    reopened = tokenizers.Tokenizer.from_file(str(path))
+    texts = ["Hello world!", "<|im_start|>user\n 12345 naïve 😀<|im_end|>", "  spaces\t\ttabs\n\n"]
+    assert [reopened.encode(t).ids for t in texts] == [hf_smollm2.encode(t).ids for t in texts]
+    again = BPETokenizer.load(tmp_path / "smol")
+    assert (again.eos_token, again.pad_token, again.vocab_size) == ("<|im_end|>", "<|im_end|>", 49152)
+    assert again.apply_chat_template([{"role": "user", "content": "x"}]) == our_smollm2.apply_chat_template(
+        [{"role": "user", "content": "x"}]
+    )
