@@ -18,6 +18,14 @@ from .storage import read_files, token_text, write_files
 from .trainer import count_words, learn_merges
 
 DEFAULT_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+ENDOFTEXT = "<|endoftext|>"
+
+
+class _RoleDefault(str):
+    """The default of every role: ``<|endoftext|>`` (GPT-2's choice) when it is a special token, else None."""
+
+
+_ROLE_DEFAULT = _RoleDefault(ENDOFTEXT)
 ROLES = ("bos_token", "eos_token", "pad_token", "unk_token")
 _NOT_TRAINED = (
     "this BPETokenizer is not trained yet (no vocabulary); call train(texts) or BPETokenizer.load(path)"
@@ -37,7 +45,8 @@ class BPETokenizer:
 
     ``vocab_size`` is the number of tokens, bytes, merges and special tokens together (HF's count); before
     training it is the size asked for. ``pattern`` is ``"gpt2"``, ``"gpt4"``, ``"llama3"`` or a regex.
-    The ``*_token`` roles name special tokens (None for none); their ids are ``bos_token_id`` etc.
+    The ``*_token`` roles name special tokens (None for none); their ids are ``bos_token_id`` etc. Each role
+    defaults to ``<|endoftext|>`` when it is a special token, else to None.
     """
 
     def __init__(
@@ -46,10 +55,10 @@ class BPETokenizer:
         special_tokens: Iterable[str] = DEFAULT_SPECIAL_TOKENS,
         min_frequency: int = 0,
         pattern: str = "gpt4",
-        bos_token: str | None = "<|endoftext|>",
-        eos_token: str | None = "<|endoftext|>",
-        pad_token: str | None = "<|endoftext|>",
-        unk_token: str | None = "<|endoftext|>",
+        bos_token: str | None = _ROLE_DEFAULT,
+        eos_token: str | None = _ROLE_DEFAULT,
+        pad_token: str | None = _ROLE_DEFAULT,
+        unk_token: str | None = _ROLE_DEFAULT,
         chat_template: str | None = None,
         show_progress: bool = True,
     ):
@@ -71,6 +80,8 @@ class BPETokenizer:
             "unk_token": unk_token,
         }
         for role, token in roles.items():
+            if isinstance(token, _RoleDefault):
+                roles[role] = token = ENDOFTEXT if ENDOFTEXT in self.special_tokens else None
             if token is not None and token not in self.special_tokens:
                 raise ValueError(f"{role}={token!r} is not one of special_tokens {self.special_tokens}")
         self.target_vocab_size = vocab_size

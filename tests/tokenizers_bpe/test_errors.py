@@ -25,6 +25,19 @@ def test_other_bad_constructor_arguments():
         BPETokenizer(min_frequency=-1)
     with pytest.raises(ValueError, match=r"eos_token='</s>'"):
         BPETokenizer(eos_token="</s>")
+    with pytest.raises(
+        ValueError, match=r"pad_token='<\|endoftext\|>'"
+    ):  # named explicitly, yet not a special
+        BPETokenizer(special_tokens=["<pad>"], pad_token="<|endoftext|>")
+
+
+def test_roles_default_to_endoftext_only_when_it_is_special():
+    tok = BPETokenizer(
+        vocab_size=300, special_tokens=["<pad>", "<mask>"], pad_token="<pad>", show_progress=False
+    )
+    assert (tok.bos_token, tok.eos_token, tok.pad_token, tok.unk_token) == (None, None, "<pad>", None)
+    tok.train(["some text to learn from"])
+    assert tok.pad_token_id == 0 and tok.eos_token_id is None and type(BPETokenizer().eos_token) is str
     with pytest.raises(ValueError, match=r"pattern '\(unclosed'"):
         BPETokenizer(pattern="(unclosed")
 
