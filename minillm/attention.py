@@ -105,10 +105,6 @@ class Attention(nn.Module):
                     k, v = cache.update(layer_idx, k, v)
                 else:
                     cache.static[layer_idx] = (k, v)
-        if self.num_kv_heads != self.num_heads:
-            repeat = self.num_heads // self.num_kv_heads
-            k = k.repeat_interleave(repeat, dim=1)  # (B, nh, S, hd)
-            v = v.repeat_interleave(repeat, dim=1)
         y = F.scaled_dot_product_attention(
             q,
             k,
@@ -117,6 +113,7 @@ class Attention(nn.Module):
             dropout_p=self.dropout if self.training else 0.0,
             is_causal=is_causal and attn_mask is None,
             scale=self.scale,
+            enable_gqa=self.num_kv_heads != self.num_heads,  # each kv head serves nh/n_kv query heads
         )  # (B, nh, T, hd)
         y = y.transpose(1, 2).reshape(B, T, self.num_heads * self.head_dim)  # (B, T, nh*hd)
         return self.o_proj(y)

@@ -1,1 +1,1 @@
-"""scripts."""
+"""Thin entry points, one per mode of main.py: each has ``add_arguments(parser)``, ``EXAMPLES`` and ``main(args)``."""

@@ -1,0 +1,92 @@
+"""minillm command line: one parser, one table of modes -> scripts/<mode>.py main(args).
+
+    python main.py MODE [options]        or        python main.py --mode MODE [options]
+
+Only this file and scripts/ print or exit. Bad input exits with code 2 and one line on stderr, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# mode -> (module, one-line summary). Modules are imported only when their mode runs.
+MODES: dict[str, tuple[str, str]] = {
+    "train": ("scripts.train", "train a model from scratch on a text file, folder or JSONL (default: shipped sample)"),
+    "continue": ("scripts.continue_training", "continue training a checkpoint on new data"),
+    "extract": ("scripts.extract", "write a slim inference directory (HF format) from a checkpoint"),
+    "generate": ("scripts.generate", "generate text from a checkpoint, an HF directory or a .gguf file"),
+    "quickstart": ("scripts.quickstart", "train the default model on the sample corpus, then generate from it"),
+}
+
+EXAMPLES = """examples:
+  python main.py train                                   # train the default decoder on the shipped sample
+  python main.py --mode train --data_path ./data/train.txt --early_stopping_patience 5
+  python main.py generate --prompt "To be, or not"       # newest checkpoint under checkpoints/
+  python main.py generate --model_path SmolLM2 --prompt "What is RAG?" --chat
+  python main.py continue --model_path checkpoints/run/best --data_path more.txt --epochs 2
+  python main.py extract --model_path checkpoints/run/best --output_path exported/ --dtype bfloat16
+  python main.py MODE --help                             # every flag of one mode, with examples
+"""
+
+
+def _split_mode(argv: list[str]) -> tuple[str | None, list[str]]:
+    """Find the mode in ``argv`` (``MODE ...`` or ``--mode MODE ...`` or ``--mode=MODE``); return it and the rest."""
+    if argv and not argv[0].startswith("-"):
+        return argv[0], argv[1:]
+    for i, arg in enumerate(argv):
+        if arg == "--mode":
+            if i + 1 >= len(argv):
+                return "", []
+            return argv[i + 1], argv[:i] + argv[i + 2 :]
+        if arg.startswith("--mode="):
+            return arg.split("=", 1)[1], argv[:i] + argv[i + 1 :]
+    return None, argv
+
+
+def top_level_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minillm",
+        description="minillm: build, train, fine-tune and run transformers.\n\nmodes:\n"
+        + "\n".join(f"  {name:<11} {summary}" for name, (_, summary) in MODES.items()),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--mode", choices=list(MODES), help="the mode to run (or give it as the first word)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    mode, rest = _split_mode(argv)
+    if mode is None:
+        top_level_parser().print_help()
+        return 0 if any(a in ("-h", "--help") for a in argv) else 2
+    if mode not in MODES:
+        print(f"error: unknown mode {mode!r}; choose one of: {', '.join(MODES)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(MODES[mode][0])
+    parser = argparse.ArgumentParser(
+        prog=f"minillm {mode}",
+        description=MODES[mode][1],
+        epilog=getattr(module, "EXAMPLES", None),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(module.main(args) or 0)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

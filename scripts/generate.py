@@ -1,0 +1,77 @@
+"""generate: stream text from one of our checkpoints, an HF directory or a .gguf file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXAMPLES = """examples:
+  python main.py generate --prompt "To be, or not to be"              # newest run under checkpoints/
+  python main.py generate --model_path checkpoints/default/best --prompt "ROMEO:" --temperature 0.8 --top_k 50
+  python main.py generate --model_path smollm2 --prompt "What is a transformer?" --chat
+  python main.py --mode generate --model_path model.gguf --prompt "Hello" --max_new_tokens 64
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model_path", default=None,
+                        help="checkpoint or run directory, HF directory, .gguf file, or 'smollm2' "
+                             "(default: the newest run under --checkpoints_root, else SmolLM2)")
+    parser.add_argument("--checkpoints_root", default="checkpoints", help="where to look for the newest run")
+    parser.add_argument("--tokenizer_path", default=None, help="tokenizer.json or a directory holding one")
+    parser.add_argument("--prompt", required=True, help="the prompt text")
+    parser.add_argument("--max_new_tokens", type=int, default=128)
+    parser.add_argument("--temperature", type=float, default=0.8, help="0 means greedy decoding")
+    parser.add_argument("--top_k", type=int, default=50)
+    parser.add_argument("--top_p", type=float, default=0.95)
+    parser.add_argument("--repetition_penalty", type=float, default=1.0)
+    parser.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
+    parser.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
+    parser.add_argument("--system", default=None, help="system message for --chat")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--verbose", action="store_true")
+
+
+def main(args: argparse.Namespace) -> int:
+    from minillm.assets import smollm2_gguf_path
+    from training.model_extraction import find_newest_model, load_model_and_tokenizer
+
+    model_path = args.model_path
+    if model_path is None:
+        model_path = find_newest_model(Path(args.checkpoints_root)) or smollm2_gguf_path()
+        print(f"[using {model_path}]", file=sys.stderr)
+    elif model_path.lower() in ("smollm2", "smollm2-135m-instruct"):
+        model_path = smollm2_gguf_path()
+    model, tokenizer = load_model_and_tokenizer(str(model_path), tokenizer_path=args.tokenizer_path,
+                                                device=args.device)
+    prompt = args.prompt
+    if args.chat:
+        messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
+            {"role": "user", "content": prompt}
+        ]
+        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    ids = tokenizer.encode(prompt, add_special_tokens=not args.chat)
+    if not ids:
+        raise ValueError("the prompt encodes to no tokens; give a non-empty --prompt")
+    sample = args.temperature > 0
+    stream = model.stream(
+        [ids], max_new_tokens=args.max_new_tokens, do_sample=sample, temperature=args.temperature if sample else 1.0,
+        top_k=args.top_k if sample else None, top_p=args.top_p if sample else None,
+        repetition_penalty=args.repetition_penalty, stop=args.stop, seed=args.seed, tokenizer=tokenizer,
+    )
+    if not args.chat:
+        sys.stdout.write(args.prompt)
+    new: list[int] = []
+    shown = ""
+    for token in stream:
+        new.append(int(token[0]))
+        text = tokenizer.decode(new, skip_special_tokens=True)  # the eos that ends a reply is not shown
+        if text.endswith("\ufffd"):
+            continue  # an incomplete UTF-8 character: wait for its next byte
+        sys.stdout.write(text[len(shown):])
+        sys.stdout.flush()
+        shown = text
+    sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,129 @@
+"""train: train a model from scratch (tokenizer included) with early stopping and resumable checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .run_config import add_flag, merge_settings
+
+SAMPLE_DATA = Path(__file__).resolve().parent.parent / "training" / "sample_data" / "tinyshakespeare.txt"
+ARCHITECTURE = ("model_type", "preset", "vocab_size", "d_model", "num_layers", "num_heads", "d_ff", "max_seq_len",
+                "dropout", "tokenizer_path")
+
+DEFAULTS: dict[str, Any] = {
+    "data_path": None, "model_type": "decoder_only", "preset": None, "vocab_size": 4096, "d_model": None,
+    "num_layers": None, "num_heads": None, "d_ff": None, "max_seq_len": 128, "dropout": 0.1, "batch_size": 32,
+    "epochs": 10, "max_steps": None, "lr": 1e-3, "warmup_steps": 100, "weight_decay": 0.1, "save_steps": None,
+    "eval_steps": 100, "seed": 42, "device": "auto", "checkpoint_dir": None, "early_stopping_patience": 3,
+    "early_stopping_min_delta": 0.0, "val_split": 0.1, "split_method": "paragraph", "tokenizer_path": None,
+    "tokenizer_sample_bytes": 20_000_000, "encoding_errors": "strict", "max_minutes": None,
+    "gradient_accumulation_steps": 1, "mixed_precision": None, "overwrite": False,
+}
+PRESET_FOR = {"decoder_only": "tiny", "encoder_only": "bert-tiny", "encoder_decoder": "t5-tiny"}
+
+EXAMPLES = """examples:
+  python main.py train                                       # the shipped sample (Tiny Shakespeare), ~10 min on 2 cores
+  python main.py --mode train --data_path ./data/train.txt --early_stopping_patience 5
+  python main.py train --data_path notes/ --preset small --max_seq_len 256 --epochs 20
+  python main.py train --data_path chats.jsonl --tokenizer_path smollm2_tokenizer/ --lr 3e-4
+  python main.py train --data_path corpus.txt --model_type encoder_only      # masked-LM (BERT family)
+  python main.py train --config run.yaml                     # any flag below as a key
+  python main.py train --resume                              # finish the newest interrupted run
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_flag(parser, "data_path", "text file, folder of .txt/.md, or .jsonl (default: the shipped Tiny Shakespeare)")
+    add_flag(parser, "model_type", "model family", choices=["decoder_only", "encoder_only", "encoder_decoder"])
+    add_flag(parser, "preset", "named size: tiny, small, base, bert-tiny, t5-tiny (default per family)")
+    add_flag(parser, "vocab_size", "BPE vocabulary size when a tokenizer is trained [4096]", type=int)
+    for name in ("d_model", "num_layers", "num_heads", "d_ff"):
+        add_flag(parser, name, f"override the preset's {name}", type=int)
+    add_flag(parser, "max_seq_len", "tokens per training row [128]", type=int)
+    add_flag(parser, "dropout", "dropout rate [0.1]", type=float)
+    add_flag(parser, "batch_size", "rows per batch [32]", type=int)
+    add_flag(parser, "epochs", "maximum epochs [10]", type=int)
+    add_flag(parser, "max_steps", "stop after this many optimizer steps", type=int)
+    add_flag(parser, "max_minutes", "stop (and save) after this many minutes", type=float)
+    add_flag(parser, "lr", "peak learning rate [1e-3]", type=float)
+    add_flag(parser, "warmup_steps", "linear warm-up steps [100]", type=int)
+    add_flag(parser, "weight_decay", "AdamW weight decay on 2-D weights [0.1]", type=float)
+    add_flag(parser, "gradient_accumulation_steps", "micro-batches per step [1]", type=int)
+    add_flag(parser, "mixed_precision", "bf16 or fp16 where the device supports it", choices=["bf16", "fp16"])
+    add_flag(parser, "save_steps", "save a checkpoint every N steps (default: at each evaluation)", type=int)
+    add_flag(parser, "eval_steps", "evaluate every N steps [100]; 0 = once per epoch", type=int)
+    add_flag(parser, "seed", "random seed [42]", type=int)
+    add_flag(parser, "device", "auto, cpu, cuda or mps [auto]")
+    add_flag(parser, "checkpoint_dir", "run directory (default: checkpoints/<data>-<time>)")
+    add_flag(parser, "early_stopping_patience", "evaluations without improvement before stopping [3]", type=int)
+    add_flag(parser, "early_stopping_min_delta", "smallest improvement that counts [0]", type=float)
+    add_flag(parser, "val_split", "fraction held out for validation [0.1]", type=float)
+    add_flag(parser, "split_method", "paragraph, sentence, chunk, semantic or regex [paragraph]")
+    add_flag(parser, "tokenizer_path", "use this tokenizer instead of training a BPE one")
+    add_flag(parser, "tokenizer_sample_bytes", "bytes of data to train the BPE tokenizer on [20 MB]", type=int)
+    add_flag(parser, "encoding_errors", "strict or replace, for data that is not clean UTF-8 [strict]",
+             choices=["strict", "replace"])
+    add_flag(parser, "overwrite", "start over in a --checkpoint_dir that already holds a run", action="store_true")
+    parser.add_argument("--resume", nargs="?", const=True, default=None,
+                        help="resume the newest run (or the run / checkpoint given) from its last complete checkpoint")
+    parser.add_argument("--config", default=None, help="JSON or YAML file of flag values")
+    parser.add_argument("--verbose", action="store_true")
+
+
+def main(args: argparse.Namespace) -> int:
+    from training.run import prepare_run, resume_settings
+
+    resume = args.resume
+    del args.resume
+    verbose = args.verbose
+    del args.verbose
+    if resume is not None:
+        return _resume(args, resume, verbose)
+    settings = merge_settings(args, DEFAULTS)
+    settings["data_path"] = settings["data_path"] or str(SAMPLE_DATA)
+    settings["preset"] = settings["preset"] or PRESET_FOR[settings["model_type"]]
+    if not settings["checkpoint_dir"]:
+        stem = Path(settings["data_path"]).stem or "run"
+        settings["checkpoint_dir"] = str(Path("checkpoints") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run = prepare_run(settings, fresh=True)
+    return _train(run, resume_from=None)
+
+
+def _resume(args: argparse.Namespace, resume: Any, verbose: bool) -> int:
+    from training.run import prepare_run, resume_settings
+
+    typed = {k for k in vars(args) if k != "config"}
+    conflicting = sorted(typed & set(ARCHITECTURE))
+    if conflicting:
+        raise ValueError(f"conflicting flags: --resume continues a saved run, so --{conflicting[0]} cannot change "
+                         "it; drop it (or start a new run without --resume)")
+    settings, checkpoint = resume_settings(resume, getattr(args, "checkpoint_dir", None))
+    if checkpoint is None:
+        print(f"run {settings['checkpoint_dir']} already finished (final/ exists); nothing to resume.")
+        return 0
+    settings = merge_settings(args, settings)
+    run = prepare_run(settings, fresh=False)
+    return _train(run, resume_from=checkpoint)
+
+
+def _train(run: Any, resume_from: Path | None) -> int:
+    settings = run.settings
+    print(f"model: {run.describe()}", file=sys.stderr)
+    if resume_from:
+        print(f"resuming from {resume_from}", file=sys.stderr)
+    result = run.trainer.train(epochs=settings["epochs"], resume_from_checkpoint=resume_from)
+    best = Path(settings["checkpoint_dir"]) / "best"
+    summary = {k: result.get(k) for k in ("global_step", "epochs_completed", "early_stopped", "best_val_loss")}
+    print(json.dumps(summary))
+    print(f"\ncheckpoints: {settings['checkpoint_dir']}  (best model: {best})")
+    print("next:")
+    if settings["model_type"] == "decoder_only":
+        print(f"  python main.py generate --model_path {best} --prompt \"ROMEO:\"")
+    print(f"  python main.py continue --model_path {best} --data_path MORE.txt --epochs 2")
+    print(f"  python main.py extract --model_path {best} --output_path exported/")
+    return 0
