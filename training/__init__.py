@@ -4,6 +4,7 @@ Public API::
 
     from training import Trainer, EarlyStopping, find_latest_checkpoint
     from training import load_model_and_tokenizer, continue_training, extract_model_for_inference
+    from training import load_and_split_data, create_dataloaders
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from .checkpoints import find_latest_checkpoint
+
+# Data loading (training/data*.py).
+from .data import load_and_split_data
+from .data_loaders import create_dataloaders
 from .early_stopping import EarlyStopping
 from .options import TrainerOptions
 from .trainer import Trainer
 
-# Data loading (``load_and_split_data``, ``create_dataloaders``) lives in training/data*.py, added by the data
-# loading work; export it here, next to the trainer:
-# from .data import create_dataloaders, load_and_split_data
-
+# Imported on first use (they pull in minillm's loaders and, for some tokenizers, transformers).
 _LAZY = {
     "load_model_and_tokenizer": "model_extraction",
     "continue_training": "model_extraction",
@@ -26,11 +28,15 @@ _LAZY = {
 }
 
 __all__ = [
+    "EarlyStopping",
     "Trainer",
     "TrainerOptions",
-    "EarlyStopping",
+    "continue_training",
+    "create_dataloaders",
+    "extract_model_for_inference",
     "find_latest_checkpoint",
-    *_LAZY,
+    "load_and_split_data",
+    "load_model_and_tokenizer",
 ]
 
 
@@ -42,9 +48,3 @@ def __getattr__(name: str) -> Any:
         module = importlib.import_module(f".{_LAZY[name]}", __name__)
         return getattr(module, name)
     raise AttributeError(f"module 'training' has no attribute {name!r}")
-
-# Data loading (training/data*.py).
-from .data import load_and_split_data  # noqa: E402
-from .data_loaders import create_dataloaders  # noqa: E402
-
-__all__ += ["load_and_split_data", "create_dataloaders"]

@@ -13,7 +13,7 @@ IGNORE_INDEX = -100
 def require_mapping(batch: Any) -> Mapping[str, Any]:
     """The batch itself, or a clear error when it is not a dict of model inputs."""
     if not isinstance(batch, Mapping):
-        raise ValueError(
+        raise ValueError(  # noqa: TRY004 (house rule: bad user input is a ValueError)
             f"batches must be dicts passed as model(**batch) (input_ids, attention_mask, labels ...), "
             f"got {type(batch).__name__}"
         )

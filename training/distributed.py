@@ -71,6 +71,8 @@ def resolve_device(device: str | torch.device, ctx: DistributedContext) -> torch
         name = f"cuda:{ctx.local_rank}"
     resolved = torch.device(name)
     if resolved.type == "cuda":
+        if resolved.index is None:  # "cuda" -> "cuda:N", so it compares equal to the parameters' device
+            resolved = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(resolved)
     return resolved
 

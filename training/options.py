@@ -28,6 +28,8 @@ class TrainerOptions:
     - ``save_total_limit`` [3] how many ``checkpoint-STEP`` directories to keep (None keeps all).
     - ``seed`` [42] seeds python/numpy/torch at the start of a fresh run and the per-epoch shuffle.
     - ``max_steps`` [None] stop after this many updates; when given it overrides ``epochs``.
+    - ``max_minutes`` [None] stop after this much wall-clock training time (evaluated and saved like max_steps;
+      a resumed run gets a fresh budget).
     - ``early_stopping_mode`` ["min"] for the monitored metric (validation loss, else training loss).
     - ``restore_best`` [True] load the best weights back when early stopping triggers.
     - ``progress_bar`` [True], ``tensorboard`` [True] (when importable), ``plot`` [True] (when matplotlib is).
@@ -50,6 +52,7 @@ class TrainerOptions:
     save_total_limit: int | None = 3
     seed: int = 42
     max_steps: int | None = None
+    max_minutes: float | None = None
     early_stopping_mode: str = "min"
     restore_best: bool = True
     progress_bar: bool = True
@@ -66,6 +69,8 @@ class TrainerOptions:
                 _positive_int(name, getattr(self, name))
         if self.save_total_limit is not None and (not isinstance(self.save_total_limit, int) or self.save_total_limit < 1):
             raise ValueError(f"save_total_limit must be an int >= 1 or None, got {self.save_total_limit!r}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes must be > 0 or None, got {self.max_minutes!r}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.max_grad_norm is not None and self.max_grad_norm < 0:

@@ -38,6 +38,7 @@ from .early_stopping import EarlyStopping
 from .epoch_order import epoch_batches, isolated_rng
 from .metrics_log import MetricsLog
 from .options import TrainerOptions
+from .progress import Progress, progress_total
 from .schedules import lr_factor, set_learning_rate
 
 logger = logging.getLogger(__name__)
@@ -159,15 +160,18 @@ class Trainer:
         elif state["global_step"] == 0:
             _seed_everything(opts.seed)
             self.metrics.truncate_after(0)
-        if state["stop_reason"] in ("epochs", "max_steps"):
+        if state["stop_reason"] in ("epochs", "max_steps", "max_time"):
             state["stop_reason"] = None  # a later call may train further; early stopping stays final
         if state["total_steps"] is None:
             state["total_steps"] = self._total_steps(epochs)
-        bar = self._progress_bar(epochs)
+        total = progress_total(opts.max_steps, state["total_steps"], self.train_dataloader, epochs,
+                               opts.gradient_accumulation_steps)
+        self.progress = Progress(self.metrics, opts.log_every, self.dist.world_size,
+                                 opts.progress_bar and self.dist.is_main, total, state["global_step"],
+                                 state["tokens_seen"])
         self.model.train()
         stop = state["stop_reason"] is not None
-        self._last_log = (time.perf_counter(), state["tokens_seen"], state["global_step"])
-        recent: list[float] = []
+        self._started = time.perf_counter()
         while not stop and (opts.max_steps is not None or state["epoch"] < epochs):
             epoch = state["epoch"]
             batches = epoch_batches(self.train_dataloader, epoch, opts.seed, state["batches_done"], self.device)
@@ -177,17 +181,17 @@ class Trainer:
                 window.append(batch)
                 if len(window) < opts.gradient_accumulation_steps:
                     continue
-                stop = self._update_and_events(window, recent, bar)
+                stop = self._update_and_events(window)
                 window, trained_any = [], True
                 if stop:
                     break
             if not stop and window:
-                stop = self._update_and_events(window, recent, bar)
+                stop = self._update_and_events(window)
                 trained_any = True
             if not trained_any:
                 raise ValueError(f"train_dataloader yielded no batches in epoch {epoch}; check the dataset")
             if stop:
-                if state["stop_reason"] == "max_steps":
+                if state["stop_reason"] in ("max_steps", "max_time"):
                     if state["last_eval_step"] != state["global_step"]:
                         self._evaluate_and_track()
                     self._save_step_checkpoint()
@@ -197,9 +201,8 @@ class Trainer:
                 stop = self._evaluate_and_track() or stop
             if opts.save_every is None or stop:
                 self._save_step_checkpoint()
-        self._maybe_log(recent, bar, force=True)
-        if bar is not None:
-            bar.close()
+        self.progress.flush(state["global_step"], state["epoch"], self._lr(), state["tokens_seen"])
+        self.progress.close()
         return self._finish()
 
     @torch.no_grad()
@@ -227,25 +230,29 @@ class Trainer:
         return total / weight
 
     # ------------------------------------------------------------------ one update
-    def _update_and_events(self, window: list[Any], recent: list[float], bar: Any) -> bool:
+    def _update_and_events(self, window: list[Any]) -> bool:
         """One optimizer update over ``window`` micro-batches, then eval / save / stop checks. True = stop."""
         opts, state = self.options, self.state
         loss = self._update(window)
-        recent.append(loss)
         state["since_eval"][0] += loss
         state["since_eval"][1] += 1
-        if bar is not None:
-            bar.update(1)
-        self._maybe_log(recent, bar)
         step = state["global_step"]
         stop = opts.max_steps is not None and step >= opts.max_steps
         if stop:
             state["stop_reason"] = "max_steps"
+        elif opts.max_minutes is not None and self._out_of_time():
+            stop, state["stop_reason"] = True, "max_time"
+        self.progress.update(loss, step, state["epoch"], self._lr(), state["tokens_seen"], force=stop)
         if opts.eval_every is not None and (step % opts.eval_every == 0 or stop):
             stop = self._evaluate_and_track() or stop
         if opts.save_every is not None and step % opts.save_every == 0 and not stop:
             self._save_step_checkpoint()
         return stop
+
+    def _out_of_time(self) -> bool:
+        """True once ``max_minutes`` of training have passed (on any rank, so all ranks stop together)."""
+        over = (time.perf_counter() - self._started) / 60 >= self.options.max_minutes
+        return all_reduce_sums([float(over)], self.device, self.dist)[0] > 0
 
     def _update(self, window: list[Any]) -> float:
         state = self.state
@@ -284,6 +291,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         state["global_step"] = step
         return value
+
+    def _lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
 
     def _lr_factor(self, step: int) -> float:
         o = self.options
@@ -391,32 +401,6 @@ class Trainer:
             "best_checkpoint": str(best_dir) if es.best_step is not None else None,
             "final_checkpoint": str(self.checkpoint_dir / "final"),
         }
-
-    # ------------------------------------------------------------------ progress
-    def _progress_bar(self, epochs: int) -> Any:
-        if not (self.options.progress_bar and self.dist.is_main):
-            return None
-        from tqdm.auto import tqdm
-
-        total = self.options.max_steps or self.state["total_steps"]
-        if total is None and hasattr(self.train_dataloader, "__len__"):
-            total = epochs * math.ceil(len(self.train_dataloader) / self.options.gradient_accumulation_steps)
-        return tqdm(total=total, initial=self.state["global_step"], desc="train", dynamic_ncols=True)
-
-    def _maybe_log(self, recent: list[float], bar: Any, force: bool = False) -> None:
-        step, last = self.state["global_step"], self._last_log
-        stopping = force or (self.options.max_steps is not None and step >= self.options.max_steps)
-        if (step % self.options.log_every and not stopping) or not recent:
-            return
-        now, tokens = time.perf_counter(), self.state["tokens_seen"]
-        rate = (tokens - last[1]) * self.dist.world_size / max(now - last[0], 1e-9)
-        loss = sum(recent) / len(recent)
-        recent.clear()
-        lr = self.optimizer.param_groups[0]["lr"]
-        self.metrics.write({"step": step, "epoch": self.state["epoch"], "loss": loss, "lr": lr, "tokens_per_s": rate})
-        if bar is not None:
-            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{rate:,.0f}", refresh=False)
-        self._last_log = (now, tokens, step)
 
 
 def _seed_everything(seed: int) -> None:

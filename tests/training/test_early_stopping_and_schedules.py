@@ -38,7 +38,7 @@ def test_early_stopping_nan_is_never_an_improvement_and_none_patience_never_stop
     assert not stopper.should_stop
 
 
-@pytest.mark.parametrize("kwargs", [dict(patience=0), dict(patience=1.5), dict(min_delta=-1), dict(mode="up")])
+@pytest.mark.parametrize("kwargs", [{"patience": 0}, {"patience": 1.5}, {"min_delta": -1}, {"mode": "up"}])
 def test_early_stopping_rejects_bad_settings(kwargs):
     with pytest.raises(ValueError):
         EarlyStopping(**kwargs)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from minillm import DecoderOnlyModel, load_pretrained
 from training import Trainer, continue_training, extract_model_for_inference, load_model_and_tokenizer
 
-FAST = dict(device="cpu", progress_bar=False, tensorboard=False, plot=False)
+FAST = {"device": "cpu", "progress_bar": False, "tensorboard": False, "plot": False}
 
 
 @pytest.fixture
@@ -29,8 +28,8 @@ def _ids_data(tokenizer, n=16):
 @pytest.fixture
 def run_dir(tmp_path, bpe):
     torch.manual_seed(0)
-    model = DecoderOnlyModel(dict(model_type="decoder_only", vocab_size=bpe.vocab_size, d_model=32, num_heads=2,
-                                  num_layers=2, max_seq_len=32))
+    model = DecoderOnlyModel({"model_type": "decoder_only", "vocab_size": bpe.vocab_size, "d_model": 32, "num_heads": 2,
+                                  "num_layers": 2, "max_seq_len": 32})
     data = _ids_data(bpe)
     Trainer(model=model, train_dataloader=data, val_dataloader=data[:1], checkpoint_dir=tmp_path / "run",
             learning_rate=1e-2, tokenizer=bpe, **FAST).train(epochs=2)

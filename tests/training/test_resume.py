@@ -10,7 +10,7 @@ import torch
 
 from training import Trainer, find_latest_checkpoint
 
-FAST = dict(device="cpu", progress_bar=False, tensorboard=False, plot=False)
+FAST = {"device": "cpu", "progress_bar": False, "tensorboard": False, "plot": False}
 # Shuffling loader, dropout, accumulation, mid-epoch checkpoints, warmup + cosine: everything resume must carry.
 OPTIONS = dict(learning_rate=3e-3, gradient_accumulation_steps=2, save_every=3, save_total_limit=None,
                warmup_steps=2, lr_scheduler="cosine", early_stopping_patience=None, **FAST)
@@ -42,8 +42,8 @@ def test_resume_is_bit_exact_with_shuffle_and_dropout(toy, tmp_path, step):
 
 
 def test_resume_from_other_directory_and_fresh_start_differs(toy, tmp_path):
-    full, full_weights = _run(toy, tmp_path / "full")
-    resumed, resumed_weights = _run(toy, tmp_path / "elsewhere", resume=tmp_path / "full" / "checkpoint-6")
+    _full, full_weights = _run(toy, tmp_path / "full")
+    _resumed, resumed_weights = _run(toy, tmp_path / "elsewhere", resume=tmp_path / "full" / "checkpoint-6")
     assert all(torch.equal(resumed_weights[k], v) for k, v in full_weights.items())
     assert (tmp_path / "elsewhere" / "best").is_dir()
     # control: another shuffle seed changes the result, so the equality above is not vacuous

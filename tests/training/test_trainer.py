@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from training import Trainer, find_latest_checkpoint
 
-FAST = dict(device="cpu", progress_bar=False, tensorboard=False, plot=False)
+FAST = {"device": "cpu", "progress_bar": False, "tensorboard": False, "plot": False}
 
 
 def test_early_stopping_triggers_and_restores_best(toy, tmp_path):
@@ -147,3 +147,24 @@ def test_bf16_autocast_on_cpu_trains(toy, tmp_path):
     result = trainer.train(epochs=1)
     assert next(trainer.model.parameters()).dtype == torch.float32  # master weights stay fp32
     assert result["history"][0]["val_loss"] < 4.3  # ln(64) = 4.16 at init; a broken run would diverge
+
+
+def test_metrics_log_plot_and_tensorboard(tmp_path):
+    from training.metrics_log import MetricsLog
+
+    pytest.importorskip("matplotlib")
+    log = MetricsLog(tmp_path, tensorboard=True)
+    history = [{"step": s, "train_loss": 4.0 - s / 10, "val_loss": 4.1 - s / 20} for s in (1, 2, 3)]
+    for record in history:
+        log.write(record)
+    path = log.plot(history)
+    log.close()
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    log.truncate_after(2)
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        return  # optional extra not installed: no event files expected
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))

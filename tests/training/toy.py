@@ -16,8 +16,8 @@ def tiny_model(seed: int = 0, dropout: float = 0.0) -> DecoderOnlyModel:
     """2-layer decoder, identical for a given seed."""
     torch.manual_seed(seed)
     return DecoderOnlyModel(
-        dict(model_type="decoder_only", vocab_size=VOCAB, d_model=32, num_heads=2, num_layers=2, max_seq_len=32,
-             dropout=dropout)
+        {"model_type": "decoder_only", "vocab_size": VOCAB, "d_model": 32, "num_heads": 2, "num_layers": 2, "max_seq_len": 32,
+             "dropout": dropout}
     )
 
 

@@ -12,9 +12,9 @@ import logging
 from pathlib import Path
 
 import torch
+import toy
 from torch.utils.data import DataLoader
 
-import toy
 from training import Trainer
 
 
