@@ -36,16 +36,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from minillm.assets import smollm2_gguf_path
-    from training.model_extraction import find_newest_model, load_model_and_tokenizer
+    from training.model_extraction import load_model_and_tokenizer
+    from training.run import newest_run
 
     model_path = args.model_path
     if model_path is None:
-        model_path = find_newest_model(Path(args.checkpoints_root)) or smollm2_gguf_path()
+        model_path = newest_run(Path(args.checkpoints_root)) or smollm2_gguf_path()
         print(f"[using {model_path}]", file=sys.stderr)
     elif model_path.lower() in ("smollm2", "smollm2-135m-instruct"):
         model_path = smollm2_gguf_path()
     model, tokenizer = load_model_and_tokenizer(str(model_path), tokenizer_path=args.tokenizer_path,
                                                 device=args.device)
+    if tokenizer is None:
+        raise ValueError(f"{model_path} has no tokenizer.json; pass --tokenizer_path")
+    if not hasattr(model, "stream"):
+        raise ValueError(f"{model_path} holds a {type(model).__name__}, which does not generate text; "
+                         "use a decoder checkpoint")
     prompt = args.prompt
     if args.chat:
         messages = ([{"role": "system", "content": args.system}] if args.system else []) + [

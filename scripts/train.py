@@ -12,6 +12,7 @@ from typing import Any
 from .run_config import add_flag, merge_settings
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "training" / "sample_data" / "tinyshakespeare.txt"
+SAMPLE_BUDGET_MINUTES = 8.0  # the default run must finish within 10 minutes on 2 CPU cores
 ARCHITECTURE = ("model_type", "preset", "vocab_size", "d_model", "num_layers", "num_heads", "d_ff", "max_seq_len",
                 "dropout", "tokenizer_path")
 
@@ -76,16 +77,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from training.run import prepare_run, resume_settings
+    from training.run import prepare_run
 
     resume = args.resume
-    del args.resume
-    verbose = args.verbose
-    del args.verbose
+    del args.resume, args.verbose
     if resume is not None:
-        return _resume(args, resume, verbose)
+        return _resume(args, resume)
     settings = merge_settings(args, DEFAULTS)
-    settings["data_path"] = settings["data_path"] or str(SAMPLE_DATA)
+    if not settings["data_path"]:
+        settings["data_path"] = str(SAMPLE_DATA)
+        if settings["max_minutes"] is None:
+            settings["max_minutes"] = SAMPLE_BUDGET_MINUTES
+        print(f"data: the shipped sample {SAMPLE_DATA.name} (training budget {settings['max_minutes']} min; "
+              "--data_path for your own, --max_minutes to change)", file=sys.stderr)
     settings["preset"] = settings["preset"] or PRESET_FOR[settings["model_type"]]
     if not settings["checkpoint_dir"]:
         stem = Path(settings["data_path"]).stem or "run"
@@ -94,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
     return _train(run, resume_from=None)
 
 
-def _resume(args: argparse.Namespace, resume: Any, verbose: bool) -> int:
+def _resume(args: argparse.Namespace, resume: Any) -> int:
     from training.run import prepare_run, resume_settings
 
     typed = {k for k in vars(args) if k != "config"}

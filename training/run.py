@@ -135,7 +135,7 @@ def _tokenizer(settings: dict[str, Any], root: Path, train: list[Any], fresh: bo
     if not fresh and saved.is_dir():
         return BPETokenizer.load(saved)
     if settings.get("tokenizer_path"):
-        from .model_extraction import load_tokenizer
+        from .tokenizer_loading import load_tokenizer
 
         tokenizer = load_tokenizer(settings["tokenizer_path"])
     else:

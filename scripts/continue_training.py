@@ -1,0 +1,59 @@
+"""continue: train a saved model further on new data (new optimizer, same weights and tokenizer)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+EXAMPLES = """examples:
+  python main.py continue --model_path checkpoints/tinyshakespeare-20261123-170000 --data_path more.txt
+  python main.py continue --model_path run/best --data_path chats.jsonl --lr 5e-5 --epochs 3 --checkpoint_dir run2
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model_path", required=True, help="checkpoint or run directory, HF directory or .gguf")
+    parser.add_argument("--data_path", required=True, help="text file, folder of .txt/.md, or .jsonl")
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--max_steps", type=int, default=None)
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--max_seq_len", type=int, default=None, help="default: the model's max_seq_len (<= 512)")
+    parser.add_argument("--eval_steps", type=int, default=0, help="evaluate every N steps; 0 = once per epoch")
+    parser.add_argument("--early_stopping_patience", type=int, default=3)
+    parser.add_argument("--val_split", type=float, default=0.1)
+    parser.add_argument("--split_method", default="paragraph")
+    parser.add_argument("--encoding_errors", default="strict", choices=["strict", "replace"])
+    parser.add_argument("--checkpoint_dir", default=None, help="default: checkpoints/<model>-continued-<time>")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--verbose", action="store_true")
+
+
+def main(args: argparse.Namespace) -> int:
+    from training import continue_training, create_dataloaders, load_and_split_data, load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer(args.model_path)
+    if tokenizer is None:
+        raise ValueError(f"{args.model_path} has no tokenizer.json; it cannot tokenize new data")
+    train, val, _ = load_and_split_data(args.data_path, split_method=args.split_method, val_split=args.val_split,
+                                        seed=args.seed, encoding_errors=args.encoding_errors)
+    if args.val_split > 0 and not val:
+        raise ValueError(f"val_split={args.val_split} leaves no validation data from {len(train)} pieces")
+    max_len = args.max_seq_len or min(model.config.max_seq_len, 512)
+    train_loader, val_loader = create_dataloaders(train, val, tokenizer, batch_size=args.batch_size,
+                                                  max_length=max_len, model_type=model.config.model_type,
+                                                  seed=args.seed)
+    del model
+    name = Path(args.model_path).resolve().name
+    out = args.checkpoint_dir or str(Path("checkpoints") / f"{name}-continued-{time.strftime('%Y%m%d-%H%M%S')}")
+    result = continue_training(
+        args.model_path, train_loader, val_loader, learning_rate=args.lr, epochs=args.epochs, checkpoint_dir=out,
+        early_stopping_patience=args.early_stopping_patience, tokenizer=tokenizer, device=args.device,
+        max_steps=args.max_steps, eval_every=args.eval_steps or None, seed=args.seed,
+    )
+    print(json.dumps({k: result.get(k) for k in ("global_step", "epochs_completed", "early_stopped", "best_val_loss")}))
+    print(f"\ncheckpoints: {out}  (best model: {Path(out) / 'best'})")
+    return 0
