@@ -156,12 +156,14 @@ def main() -> None:
           f"{platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} "
           f"thread(s), {args.steps} steps x {args.repeats} repeats, median step (shared machine: CPU time is the "
           f"steadier figure)")
-    print(f"{'':28}{'wall ms/step':>14}{'CPU ms/step':>13}{'tokens/s (wall)':>17}{'tokens/s (CPU)':>16}")
+    print(f"{'':28}{'wall ms/step':>14}{'CPU ms/step':>13}{'CPU p25-p75':>14}{'tokens/s (wall)':>17}"
+          f"{'tokens/s (CPU)':>16}")
     wall = {k: statistics.median(t[0] for t in v) for k, v in times.items()}
     cpu = {k: statistics.median(t[1] for t in v) for k, v in times.items()}
     for name in runs:
-        print(f"{name:28}{wall[name] * 1e3:14.1f}{cpu[name] * 1e3:13.1f}{BATCH * SEQ / wall[name]:17.0f}"
-              f"{BATCH * SEQ / cpu[name]:16.0f}")
+        q = statistics.quantiles([t[1] * 1e3 for t in times[name]], n=4)
+        print(f"{name:28}{wall[name] * 1e3:14.1f}{cpu[name] * 1e3:13.1f}{f'{q[0]:.0f}-{q[2]:.0f}':>14}"
+              f"{BATCH * SEQ / wall[name]:17.0f}{BATCH * SEQ / cpu[name]:16.0f}")
     for label, m in (("wall", wall), ("CPU", cpu)):
         ours, bare, hf = m["our Trainer, our model"], m["bare loop, our model"], m["HF Trainer, Llama"]
         print(f"\n[{label}] (a) our Trainer overhead vs bare loop (our model): {ours / bare - 1:+.1%} (target <= 5%);"

@@ -36,10 +36,12 @@ def test_sigkill_then_resume_matches_uninterrupted(toy, tmp_path):
     reference = _worker(tmp_path / "reference")
     victim = _worker(tmp_path / "victim")
     deadline = time.monotonic() + 120
-    while find_latest_checkpoint(tmp_path / "victim") is None:
-        assert victim.poll() is None and time.monotonic() < deadline, "worker ended before its first checkpoint"
-        time.sleep(0.02)
-    time.sleep(random.Random(os.getpid()).uniform(0.0, 0.5))  # somewhere mid-run, maybe mid-write
+    # 36 updates, a checkpoint every 3: wait for checkpoint-6, then kill a moment later (30 updates and 10
+    # checkpoint writes remain, so the kill lands mid-run, often mid-write, even on a fast machine)
+    while (latest := find_latest_checkpoint(tmp_path / "victim")) is None or latest.name == "checkpoint-3":
+        assert victim.poll() is None and time.monotonic() < deadline, "worker ended before checkpoint-6"
+        time.sleep(0.005)
+    time.sleep(random.Random(os.getpid()).uniform(0.0, 0.1))
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert victim.returncode == -signal.SIGKILL
