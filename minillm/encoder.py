@@ -51,6 +51,26 @@ class BertEmbeddings(nn.Module):
         return self.dropout(self.norm(x))
 
 
+class Packing:
+    """Where the N real tokens of a padded (B, T) batch sit, to run per-token layers on real tokens only.
+
+    Linear layers, the MLP and the norms are per token, so they run on the packed (N, C) rows; attention needs
+    the (B, T, C) grid and gets it back with zeros at padded positions (which its mask hides). With short
+    sentences in long-padded batches this skips most of the work.
+    """
+
+    def __init__(self, attention_mask: torch.Tensor) -> None:
+        self.B, self.T = attention_mask.shape
+        self.index = attention_mask.reshape(-1).nonzero().squeeze(1)  # (N,) flat positions of real tokens
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(self.B * self.T, -1).index_select(0, self.index)  # (N, C)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        out = x.new_zeros(self.B * self.T, x.shape[-1]).index_copy(0, self.index, x)  # (B*T, C)
+        return out.view(self.B, self.T, -1)  # (B, T, C)
+
+
 class EncoderLayer(nn.Module):
     """Post-norm block: x = norm(x + attn(x)); x = norm(x + mlp(x))."""
 
@@ -64,8 +84,10 @@ class EncoderLayer(nn.Module):
         self.mlp_norm = nn.LayerNorm(config.d_model, eps=config.norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
-        x = self.attn_norm(x + self.dropout(self.attn(x, attn_mask=attn_mask)))
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, packing: Packing | None = None) -> torch.Tensor:
+        """x (B, T, C), or (N, C) real tokens only when ``packing`` says where they sit in the (B, T) grid."""
+        h = self.attn(x if packing is None else packing.unpack(x), attn_mask=attn_mask)
+        x = self.attn_norm(x + self.dropout(h if packing is None else packing.pack(h)))
         return self.mlp_norm(x + self.dropout(self.mlp(x)))
 
 
@@ -130,14 +152,18 @@ class EncoderOnlyModel(PretrainedMixin, nn.Module):
         token_type_ids: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Last hidden states (B, T, C); padded positions are computed but attend only to real tokens."""
-        mask = None
-        if attention_mask is not None and not bool(attention_mask.all()):
-            mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): True = attend
+        """Last hidden states (B, T, C). Padded positions are skipped and come back as zeros."""
         x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, T, C)
+        if attention_mask is None or bool(attention_mask.all()):
+            for layer in self.layers:
+                x = layer(x, None)
+            return x
+        mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): True = attend
+        packing = Packing(attention_mask)
+        h = packing.pack(x)  # (N, C) real tokens only
         for layer in self.layers:
-            x = layer(x, mask)
-        return x
+            h = layer(h, mask, packing)
+        return packing.unpack(h)
 
     def forward(
         self,

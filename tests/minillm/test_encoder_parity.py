@@ -55,7 +55,8 @@ def test_hidden_mlm_logits_and_loss_match_transformers(tmp_path):
     hf.save_pretrained(tmp_path / "hf")
     ours = EncoderOnlyModel.from_pretrained(tmp_path / "hf")
     ids, mask, types = _padded_batch()
-    labels = ids.masked_fill(torch.rand(ids.shape, generator=torch.Generator().manual_seed(2)) > 0.3, -100)
+    dropped = torch.rand(ids.shape, generator=torch.Generator().manual_seed(2)) > 0.3
+    labels = ids.masked_fill(dropped | (mask == 0), -100)  # never a label on padding
     with torch.no_grad():
         ref = hf(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels, output_hidden_states=True)
         hidden = ours(ids, mask, token_type_ids=types)
@@ -70,6 +71,7 @@ def test_hidden_mlm_logits_and_loss_match_transformers(tmp_path):
     assert_close(mlm, out.logits)
     assert_close(out.loss, ref.loss, atol=1e-5, rtol=1e-5)
     assert isinstance(hidden, torch.Tensor) and hidden.shape == (3, 16, 64)
+    assert not hidden[~real].any()  # padded positions are skipped and returned as zeros
 
 
 def test_save_pretrained_opens_in_transformers(tmp_path):
