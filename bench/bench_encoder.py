@@ -35,7 +35,7 @@ def sentences(n: int) -> tuple[list[str], str]:
                 pool += [s.strip() + "." for s in paragraph["context"].split(". ") if len(s) > 20]
         rng.shuffle(pool)
         return pool[:n], f"SQuAD 2.0 dev ({SQUAD.name})"
-    words = "the a model of data sentence vector encoder learns quickly from many examples in text".split()
+    words = ["the", "a", "model", "of", "data", "sentence", "vector", "encoder", "learns", "quickly", "from", "many", "examples", "in", "text"]
     return [" ".join(rng.choices(words, k=rng.randint(5, 40))) for _ in range(n)], "generated"
 
 

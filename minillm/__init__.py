@@ -11,6 +11,11 @@ from .encoder_decoder import EncoderDecoderModel
 from .outputs import ModelOutput
 
 __all__ = [
-    "ModelConfig", "PRESETS", "DecoderOnlyModel", "EncoderOnlyModel", "EncoderDecoderModel", "ModelOutput",
+    "PRESETS",
+    "DecoderOnlyModel",
+    "EncoderDecoderModel",
+    "EncoderOnlyModel",
+    "ModelConfig",
+    "ModelOutput",
     "load_pretrained",
 ]

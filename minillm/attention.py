@@ -89,7 +89,6 @@ class Attention(nn.Module):
         layer_idx: int = 0,
     ) -> torch.Tensor:
         """x (B, T, C) -> (B, T, C). ``attn_mask`` is bool (True = attend) or additive float, (B|1, nh|1, T, S)."""
-        B, T, _ = x.shape
         q = self._split(self.q_proj(x), self.num_heads)  # (B, nh, T, hd)
         if source is not None and cache is not None and layer_idx in cache.static:
             k, v = cache.static[layer_idx]  # cross-attention keys computed on the first step
@@ -105,6 +104,14 @@ class Attention(nn.Module):
                     k, v = cache.update(layer_idx, k, v)
                 else:
                     cache.static[layer_idx] = (k, v)
+        return self.o_proj(self.attend(q, k, v, attn_mask, is_causal))
+
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+    ) -> torch.Tensor:
+        """SDPA on split heads q (B, nh, T, hd), k/v (B, n_kv, S, hd) -> merged heads (B, T, nh*hd), pre-o_proj."""
+        B, _, T, _ = q.shape
         y = F.scaled_dot_product_attention(
             q,
             k,
@@ -115,8 +122,7 @@ class Attention(nn.Module):
             scale=self.scale,
             enable_gqa=self.num_kv_heads != self.num_heads,  # each kv head serves nh/n_kv query heads
         )  # (B, nh, T, hd)
-        y = y.transpose(1, 2).reshape(B, T, self.num_heads * self.head_dim)  # (B, T, nh*hd)
-        return self.o_proj(y)
+        return y.transpose(1, 2).reshape(B, T, self.num_heads * self.head_dim)  # (B, T, nh*hd)
 
 
 def padding_and_causal_mask(

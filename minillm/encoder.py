@@ -54,8 +54,8 @@ class BertEmbeddings(nn.Module):
 class Packing:
     """Where the N real tokens of a padded (B, T) batch sit, to run per-token layers on real tokens only.
 
-    Linear layers, the MLP and the norms are per token, so they run on the packed (N, C) rows; attention needs
-    the (B, T, C) grid and gets it back with zeros at padded positions (which its mask hides). With short
+    Projections, the MLP and the norms are per token, so they run on the packed (N, C) rows; only the
+    attention itself needs the (B, T) grid and gets it with zeros at padded positions (which its mask hides). With short
     sentences in long-padded batches this skips most of the work.
     """
 
@@ -84,11 +84,21 @@ class EncoderLayer(nn.Module):
         self.mlp_norm = nn.LayerNorm(config.d_model, eps=config.norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None, packing: Packing | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None, packing: Packing | None = None
+    ) -> torch.Tensor:
         """x (B, T, C), or (N, C) real tokens only when ``packing`` says where they sit in the (B, T) grid."""
-        h = self.attn(x if packing is None else packing.unpack(x), attn_mask=attn_mask)
-        x = self.attn_norm(x + self.dropout(h if packing is None else packing.pack(h)))
+        h = self.attn(x, attn_mask=attn_mask) if packing is None else self._packed_attention(x, attn_mask, packing)
+        x = self.attn_norm(x + self.dropout(h))
         return self.mlp_norm(x + self.dropout(self.mlp(x)))
+
+
+    def _packed_attention(self, x: torch.Tensor, attn_mask: torch.Tensor, packing: Packing) -> torch.Tensor:
+        """Projections on the real tokens (N, C); only the attention itself sees the padded grid."""
+        attn = self.attn
+        q, k, v = (attn._split(packing.unpack(proj(x)), attn.num_heads)
+                   for proj in (attn.q_proj, attn.k_proj, attn.v_proj))  # (B, nh, T, hd)
+        return attn.o_proj(packing.pack(attn.attend(q, k, v, attn_mask)))  # (N, C)
 
 
 class MLMHead(nn.Module):

@@ -68,8 +68,8 @@ def test_seq2seq_batch_feeds_the_model_like_labels_alone():
     from minillm import EncoderDecoderModel
 
     torch.manual_seed(0)
-    model = EncoderDecoderModel(dict(model_type="encoder_decoder", vocab_size=20, d_model=32, num_heads=4,
-                                     num_layers=1, d_ff=48)).eval()
+    model = EncoderDecoderModel({"model_type": "encoder_decoder", "vocab_size": 20, "d_model": 32, "num_heads": 4,
+                                     "num_layers": 1, "d_ff": 48}).eval()
     batch = Seq2SeqCollator(pad_token_id=0)([([5, 6, 7, 1], [8, 9, 1]), ([5, 1], [4, 1])])
     with torch.no_grad():
         full = model(**batch)

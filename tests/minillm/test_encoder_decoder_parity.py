@@ -28,9 +28,9 @@ def tiny_t5(ff: str, tie: bool, seed: int = 0, **overrides):
     from transformers import T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(seed)
-    kwargs = dict(vocab_size=96, d_model=64, d_kv=16, d_ff=96, num_layers=2, num_heads=4, feed_forward_proj=ff,
-                  tie_word_embeddings=tie, relative_attention_num_buckets=8, relative_attention_max_distance=20,
-                  decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, dropout_rate=0.1)
+    kwargs = {"vocab_size": 96, "d_model": 64, "d_kv": 16, "d_ff": 96, "num_layers": 2, "num_heads": 4, "feed_forward_proj": ff,
+                  "tie_word_embeddings": tie, "relative_attention_num_buckets": 8, "relative_attention_max_distance": 20,
+                  "decoder_start_token_id": 0, "pad_token_id": 0, "eos_token_id": 1, "dropout_rate": 0.1}
     kwargs.update(overrides)
     model = T5ForConditionalGeneration(T5Config(**kwargs)).eval()
     with torch.no_grad():
@@ -157,8 +157,8 @@ def test_relative_position_buckets_match_transformers(bidirectional):
 
 
 def test_seed_style_config_and_errors():
-    model = EncoderDecoderModel(dict(model_type="encoder_decoder", vocab_size=40, d_model=32, num_heads=4,
-                                     num_layers=2, d_ff=64, max_seq_len=64, dropout=0.0)).eval()
+    model = EncoderDecoderModel({"model_type": "encoder_decoder", "vocab_size": 40, "d_model": 32, "num_heads": 4,
+                                     "num_layers": 2, "d_ff": 64, "max_seq_len": 64, "dropout": 0.0}).eval()
     ids = torch.randint(2, 40, (2, 9))
     out = model(input_ids=ids, labels=ids[:, :5])
     assert out.logits.shape == (2, 5, 40) and out.loss.ndim == 0
@@ -168,5 +168,5 @@ def test_seed_style_config_and_errors():
     sampled = model.generate(ids, max_new_tokens=5, do_sample=True, top_k=5, seed=0, eos_token_id=[])
     assert sampled.shape == (2, 6)
     with pytest.raises(ValueError, match="feed_forward_proj"):
-        EncoderDecoderModel(dict(model_type="encoder_decoder", vocab_size=40, d_model=32, num_heads=4,
-                                 num_layers=1, feed_forward_proj="gelu-gated"))
+        EncoderDecoderModel({"model_type": "encoder_decoder", "vocab_size": 40, "d_model": 32, "num_heads": 4,
+                                 "num_layers": 1, "feed_forward_proj": "gelu-gated"})

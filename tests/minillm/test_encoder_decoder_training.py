@@ -37,9 +37,9 @@ def _pairs(n: int, g: torch.Generator) -> list[tuple[list[int], list[int]]]:
 def test_seq2seq_copy_task_learns(ff):
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    model = EncoderDecoderModel(dict(model_type="encoder_decoder", vocab_size=VOCAB, d_model=32, num_heads=4,
-                                     num_layers=2, d_ff=64, dropout=0.0, feed_forward_proj=ff,
-                                     pad_token_id=PAD, eos_token_id=EOS, decoder_start_token_id=PAD))
+    model = EncoderDecoderModel({"model_type": "encoder_decoder", "vocab_size": VOCAB, "d_model": 32, "num_heads": 4,
+                                     "num_layers": 2, "d_ff": 64, "dropout": 0.0, "feed_forward_proj": ff,
+                                     "pad_token_id": PAD, "eos_token_id": EOS, "decoder_start_token_id": PAD})
     collate = Seq2SeqCollator(pad_token_id=PAD, decoder_start_token_id=PAD)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
     losses = []

@@ -25,8 +25,8 @@ def tiny_bert(seed: int = 0, **overrides):
     from transformers import BertConfig, BertForMaskedLM
 
     torch.manual_seed(seed)
-    kwargs = dict(vocab_size=120, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96,
-                  max_position_embeddings=64, type_vocab_size=2)
+    kwargs = {"vocab_size": 120, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 96,
+                  "max_position_embeddings": 64, "type_vocab_size": 2}
     kwargs.update(overrides)
     model = BertForMaskedLM(BertConfig(**kwargs)).eval()
     with torch.no_grad():  # a non-zero head bias and LayerNorm affine, so the test sees them
@@ -78,8 +78,8 @@ def test_save_pretrained_opens_in_transformers(tmp_path):
     from transformers import BertForMaskedLM
 
     torch.manual_seed(0)
-    ours = EncoderOnlyModel(dict(model_type="encoder_only", vocab_size=120, d_model=64, num_heads=4, num_layers=2,
-                                 d_ff=96, max_seq_len=64, dropout=0.1)).eval()
+    ours = EncoderOnlyModel({"model_type": "encoder_only", "vocab_size": 120, "d_model": 64, "num_heads": 4, "num_layers": 2,
+                                 "d_ff": 96, "max_seq_len": 64, "dropout": 0.1}).eval()
     ours.save_pretrained(tmp_path / "ours")
     hf = BertForMaskedLM.from_pretrained(tmp_path / "ours").eval()
     ids, mask, _ = _padded_batch()
@@ -126,8 +126,8 @@ def test_unknown_weight_raises(tmp_path):
 
 
 def test_seed_calls_work_as_documented():
-    config = dict(model_type="encoder_only", vocab_size=50, d_model=32, num_heads=4, num_layers=2, d_ff=64,
-                  max_seq_len=32, dropout=0.1)
+    config = {"model_type": "encoder_only", "vocab_size": 50, "d_model": 32, "num_heads": 4, "num_layers": 2, "d_ff": 64,
+                  "max_seq_len": 32, "dropout": 0.1}
     model = EncoderOnlyModel(config).eval()
     ids = torch.randint(0, 50, (2, 7))
     mask = torch.ones_like(ids)

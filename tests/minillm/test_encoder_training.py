@@ -38,8 +38,8 @@ def _sequences(n: int, g: torch.Generator) -> list[list[int]]:
 def test_mlm_toy_task_learns():
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    model = EncoderOnlyModel(dict(model_type="encoder_only", vocab_size=VOCAB, d_model=32, num_heads=4,
-                                  num_layers=2, d_ff=64, max_seq_len=32, dropout=0.0))
+    model = EncoderOnlyModel({"model_type": "encoder_only", "vocab_size": VOCAB, "d_model": 32, "num_heads": 4,
+                                  "num_layers": 2, "d_ff": 64, "max_seq_len": 32, "dropout": 0.0})
     collate = MaskedLMCollator(MASK, VOCAB, PAD, special_token_ids=[CLS, SEP], mlm_probability=0.25, seed=0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.01)
     losses = []
