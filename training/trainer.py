@@ -190,6 +190,8 @@ class Trainer:
                 trained_any = True
             if not trained_any:
                 raise ValueError(f"train_dataloader yielded no batches in epoch {epoch}; check the dataset")
+            if stop and hasattr(self.train_dataloader, "__len__") and state["batches_done"] >= len(self.train_dataloader):
+                state.update(epoch=epoch + 1, batches_done=0, epochs_completed=epoch + 1)  # stopped on its last batch
             if stop:
                 if state["stop_reason"] in ("max_steps", "max_time"):
                     if state["last_eval_step"] != state["global_step"]:

@@ -71,3 +71,24 @@ def test_corrupt_and_incomplete_checkpoints_are_refused(toy, tmp_path):
         _run(toy, tmp_path / "r3", resume=tmp_path / "full" / "checkpoint-9")
     with pytest.raises(FileNotFoundError):
         _run(toy, tmp_path / "r4", resume=tmp_path / "nowhere")
+
+
+def test_resume_with_frozen_base_keeps_adapters_trainable(toy, tmp_path):
+    """The PEFT case in miniature: only some parameters train; resume restores them and they stay trainable."""
+
+    def run(directory, resume=None):
+        model = toy.tiny_model()
+        for name, p in model.named_parameters():
+            p.requires_grad_("layers.1.mlp" in name)
+        train, _ = toy.loaders(n_train=32, batch_size=4)
+        result = Trainer(model=model, train_dataloader=train, checkpoint_dir=directory, learning_rate=1e-2,
+                         save_every=3, early_stopping_patience=None, **FAST).train(epochs=2, resume_from_checkpoint=resume)
+        return result, model
+
+    full, full_model = run(tmp_path / "full")
+    resumed, model = run(tmp_path / "resumed", resume=tmp_path / "full" / "checkpoint-9")  # mid epoch 2
+    assert set(toy.trainable(tmp_path / "full" / "checkpoint-9")) == {
+        n for n, p in model.named_parameters() if "layers.1.mlp" in n}
+    assert [p.requires_grad for p in model.parameters()] == [p.requires_grad for p in full_model.parameters()]
+    assert resumed["history"] == full["history"]
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), full_model.parameters()))

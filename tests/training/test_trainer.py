@@ -55,7 +55,7 @@ def test_lr_schedule_applied_per_update(toy, tmp_path):
     trainer = Trainer(model=toy.tiny_model(), train_dataloader=train, learning_rate=1e-3, checkpoint_dir=tmp_path,
                       warmup_steps=2, lr_scheduler="cosine", max_steps=6, log_every=1, **FAST)
     result = trainer.train(epochs=1)
-    assert result["global_step"] == 6 and result["stop_reason"] == "max_steps"
+    assert result["global_step"] == 6 and result["stop_reason"] == "max_steps" and result["epochs_completed"] == 1
     lrs = [x["lr"] for x in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines()) if "loss" in x]
     assert lrs == pytest.approx([5e-4, 1e-3, 1e-3, 8.535534e-4, 5e-4, 1.464466e-4])
 
