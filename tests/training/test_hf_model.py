@@ -9,7 +9,7 @@ import torch
 from training import Trainer
 
 transformers = pytest.importorskip("transformers")
-FAST = dict(device="cpu", progress_bar=False, tensorboard=False, plot=False)
+FAST = {"device": "cpu", "progress_bar": False, "tensorboard": False, "plot": False}
 
 
 def _llama():
