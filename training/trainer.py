@@ -80,6 +80,14 @@ class Trainer:
             raise ValueError("train_dataloader is required")
         if hasattr(train_dataloader, "__len__") and len(train_dataloader) == 0:
             raise ValueError("train_dataloader is empty (0 batches); check the dataset size and batch_size")
+        if val_dataloader is not None and hasattr(val_dataloader, "__len__") and len(val_dataloader) == 0:
+            raise ValueError("val_dataloader is empty (0 batches); pass None to monitor the training loss instead")
+        if checkpoint_dir is None:
+            raise ValueError("checkpoint_dir is required (checkpoints, best/ and final/ are written there)")
+        if not callable(getattr(model, "save_pretrained", None)):
+            raise ValueError(  # noqa: TRY004 (house rule: bad user input is a ValueError)
+                f"{type(model).__name__} has no save_pretrained(dir); the Trainer saves checkpoints with it"
+            )
         self.early_stopping = EarlyStopping(early_stopping_patience, early_stopping_min_delta, opts.early_stopping_mode)
         self.dist = init_distributed(str(device).split(":")[0] if str(device) != "auto" else
                                      ("cuda" if torch.cuda.is_available() else "cpu"))

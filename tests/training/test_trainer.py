@@ -108,6 +108,16 @@ def test_empty_dataloader_is_rejected(toy, tmp_path):
         Trainer(model=toy.tiny_model(), train_dataloader=empty, checkpoint_dir=tmp_path, **FAST)
 
 
+def test_empty_validation_plain_module_and_missing_dir_are_rejected(toy, tmp_path):
+    train, _ = toy.loaders()
+    with pytest.raises(ValueError, match="val_dataloader is empty"):
+        Trainer(model=toy.tiny_model(), train_dataloader=train, val_dataloader=[], checkpoint_dir=tmp_path, **FAST)
+    with pytest.raises(ValueError, match="save_pretrained"):
+        Trainer(model=torch.nn.Linear(2, 2), train_dataloader=train, checkpoint_dir=tmp_path, **FAST)
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        Trainer(model=toy.tiny_model(), train_dataloader=train, checkpoint_dir=None, **FAST)
+
+
 def test_nan_loss_stops_with_the_step(toy, tmp_path):
     rows = toy.RandomTokens(12).ids
     batches = [{"input_ids": rows[i : i + 4], "labels": rows[i : i + 4]} for i in (0, 4, 8)]
