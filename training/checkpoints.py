@@ -82,11 +82,13 @@ def find_latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
 
 def rotate_checkpoints(checkpoint_dir: Path, keep: int | None) -> None:
     """Delete all but the newest ``keep`` complete checkpoints (``best/`` and ``final/`` are separate)."""
-    if keep is None:
+    if keep is None or keep < 1:
         return
-    for _, path in list_checkpoints(checkpoint_dir)[:-keep] if keep > 0 else list_checkpoints(checkpoint_dir):
+    for _, path in list_checkpoints(checkpoint_dir)[:-keep]:
         logger.info("removing old checkpoint %s", path)
-        shutil.rmtree(path, ignore_errors=True)
+        doomed = path.with_name(f".{path.name}.deleting-{os.getpid()}")
+        os.replace(path, doomed)  # one rename: a kill mid-delete never leaves a half-deleted "complete" checkpoint
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def recover_interrupted(checkpoint_dir: Path) -> None:
@@ -101,5 +103,6 @@ def recover_interrupted(checkpoint_dir: Path) -> None:
                 os.replace(olds[-1], root / name)
                 logger.warning("restored %s/ from an interrupted replacement", name)
     for child in root.iterdir():
-        if child.name.startswith(".") and (".tmp-" in child.name or ".old-" in child.name) and child.is_dir():
+        hidden_work = any(tag in child.name for tag in (".tmp-", ".old-", ".deleting-"))
+        if child.name.startswith(".") and hidden_work and child.is_dir():
             shutil.rmtree(child, ignore_errors=True)
