@@ -33,7 +33,15 @@ import torch
 from . import trainer_state as ts
 from .batch_ops import count_tokens, loss_of, loss_weight, to_device
 from .checkpoints import find_latest_checkpoint, recover_interrupted, rotate_checkpoints, save_checkpoint
-from .distributed import all_reduce_sums, barrier, init_distributed, resolve_device, shard_loader, wrap_model
+from .distributed import (
+    DistributedContext,
+    all_reduce_sums,
+    barrier,
+    init_distributed,
+    resolve_device,
+    shard_loader,
+    wrap_model,
+)
 from .early_stopping import EarlyStopping
 from .epoch_order import epoch_batches, isolated_rng
 from .metrics_log import MetricsLog
@@ -89,6 +97,8 @@ class Trainer:
                 f"{type(model).__name__} has no save_pretrained(dir); the Trainer saves checkpoints with it"
             )
         self.early_stopping = EarlyStopping(early_stopping_patience, early_stopping_min_delta, opts.early_stopping_mode)
+        if opts.fsdp:
+            wrap_model(model, torch.device("cpu"), DistributedContext(), fsdp=True)  # raises: FSDP is not implemented yet
         self.dist = init_distributed(str(device).split(":")[0] if str(device) != "auto" else
                                      ("cuda" if torch.cuda.is_available() else "cpu"))
         self.device = resolve_device(device, self.dist)
