@@ -4,6 +4,8 @@ Pre-norm blocks with T5's RMS norm (no mean, no bias), unscaled attention plus a
 by the first layer of each stack and shared by the rest (bidirectional buckets in the encoder, causal in the
 decoder), ReLU or gated-GELU feed-forward, cross-attention through the same :class:`Attention` class, and a head
 tied to the shared embedding or not. ``convert/t5.py`` maps the weights to transformers' T5ForConditionalGeneration.
+Outputs equal transformers' in eval mode; in training, dropout sits on the residual branches and attention
+probabilities (transformers also drops inside the feed-forward, after the activation).
 """
 
 from __future__ import annotations
