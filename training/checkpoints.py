@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +35,29 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
+@dataclass
+class Gathered:
+    """Full state collected from every rank of an FSDP run, written by rank 0."""
+
+    model: dict[str, torch.Tensor]
+    trainable: dict[str, torch.Tensor]
+    optimizer: tuple[dict[str, torch.Tensor], dict[str, Any]]
+
+
 def save_checkpoint(
     path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any],
-    tokenizer: Any = None,
+    tokenizer: Any = None, gathered: Gathered | None = None,
 ) -> Path:
     """Write a complete checkpoint at ``path`` atomically and return it."""
+    from .fsdp import state_dict_override
+
     with atomic_directory(path) as tmp:
-        model.save_pretrained(str(tmp))
+        with state_dict_override(model, gathered.model if gathered else None):
+            model.save_pretrained(str(tmp))
         Path(tmp).chmod(0o755)  # mkdtemp makes it owner-only
         if tokenizer is not None:
             save_tokenizer(tokenizer, tmp)
-        write_trainer_state(tmp, model, optimizer, state)
+        write_trainer_state(tmp, model, optimizer, state, gathered)
         mark_complete(tmp, int(state["global_step"]))
     return Path(path)
 

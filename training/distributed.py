@@ -5,15 +5,13 @@ process group (``nccl`` on CUDA, ``gloo`` on CPU), wraps the model in ``Distribu
 each DataLoader over a ``DistributedSampler`` (same batch size per rank, so the global batch is
 ``world_size * batch_size``), averages losses across ranks, and lets only rank 0 write checkpoints and logs.
 
-Models that do not fit on one GPU: the path is PyTorch FSDP (``FullyShardedDataParallel``), turned on by
-``Trainer(..., fsdp=True)``. It is reserved but not implemented yet (the Trainer raises a clear error), because
-saving then needs gathered full state dicts (``FSDP.state_dict_type(FULL_STATE_DICT)``) and
-``FSDP.optim_state_dict`` instead of the plain calls used here; until then, train such models as 4-bit PEFT
-adapters (one GPU) or with DDP where a replica fits.
+Models that do not fit on one GPU: ``Trainer(..., fsdp=True)`` shards them with PyTorch FSDP2 instead of
+replicating them (see :mod:`training.fsdp`); checkpoints keep the same format (full weights gathered to rank 0).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -121,14 +119,30 @@ def barrier(ctx: DistributedContext) -> None:
 
 
 def wrap_model(model: torch.nn.Module, device: torch.device, ctx: DistributedContext, fsdp: bool) -> torch.nn.Module:
-    """DistributedDataParallel around ``model`` when running under torchrun; the model itself otherwise."""
-    if fsdp:
-        raise NotImplementedError(
-            "fsdp=True is reserved for FullyShardedDataParallel and not implemented yet; see training.distributed"
-        )
+    """Under torchrun: FSDP2 sharding in place (``fsdp=True``) or DistributedDataParallel around ``model``.
+
+    In one process the model is returned as it is (``fsdp=True`` is then ignored, with a log line).
+    """
     if not ctx.enabled:
+        if fsdp:
+            logger.info("fsdp=True in a single process: nothing to shard, training unsharded")
         return model
+    if fsdp:
+        from .fsdp import shard_model
+
+        return shard_model(model)
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
+
+
+def no_sync(engine: torch.nn.Module, ctx: DistributedContext, fsdp: bool):
+    """Context that skips the gradient all-reduce (micro-batches before the last of an accumulation window)."""
+    if not ctx.enabled:
+        return contextlib.nullcontext()
+    if fsdp:
+        from .fsdp import gradient_sync_off
+
+        return gradient_sync_off(engine)
+    return engine.no_sync()

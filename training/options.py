@@ -33,7 +33,7 @@ class TrainerOptions:
     - ``early_stopping_mode`` ["min"] for the monitored metric (validation loss, else training loss).
     - ``restore_best`` [True] load the best weights back when early stopping triggers.
     - ``progress_bar`` [True], ``tensorboard`` [True] (when importable), ``plot`` [True] (when matplotlib is).
-    - ``fsdp`` [False] reserved for FullyShardedDataParallel (see :mod:`training.distributed`).
+    - ``fsdp`` [False] under torchrun, shard the model with FSDP2 instead of DDP (see :mod:`training.fsdp`).
     """
 
     weight_decay: float = 0.01

@@ -24,20 +24,28 @@ import os
 import random
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from . import fsdp
 from . import trainer_state as ts
 from .batch_ops import count_tokens, loss_of, loss_weight, to_device
-from .checkpoints import find_latest_checkpoint, recover_interrupted, rotate_checkpoints, save_checkpoint
+from .checkpoints import (
+    Gathered,
+    find_latest_checkpoint,
+    recover_interrupted,
+    rotate_checkpoints,
+    save_checkpoint,
+)
 from .distributed import (
-    DistributedContext,
     all_reduce_sums,
     barrier,
     init_distributed,
+    no_sync,
     resolve_device,
     shard_loader,
     wrap_model,
@@ -97,8 +105,6 @@ class Trainer:
                 f"{type(model).__name__} has no save_pretrained(dir); the Trainer saves checkpoints with it"
             )
         self.early_stopping = EarlyStopping(early_stopping_patience, early_stopping_min_delta, opts.early_stopping_mode)
-        if opts.fsdp:
-            wrap_model(model, torch.device("cpu"), DistributedContext(), fsdp=True)  # raises: FSDP is not implemented yet
         self.dist = init_distributed(str(device).split(":")[0] if str(device) != "auto" else
                                      ("cuda" if torch.cuda.is_available() else "cpu"))
         self.device = resolve_device(device, self.dist)
@@ -117,9 +123,10 @@ class Trainer:
         self.val_dataloader = shard_loader(val_dataloader, self.dist, opts.seed)
         self.tokenizer = tokenizer
         self.learning_rate = float(learning_rate)
+        self._engine = wrap_model(model, self.device, self.dist, opts.fsdp)  # FSDP shards in place: before AdamW
+        self._fsdp = opts.fsdp and self.dist.enabled
         self.optimizer = self._build_optimizer()
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
-        self._engine = wrap_model(model, self.device, self.dist, opts.fsdp)
         self._autocast_dtype, self.scaler = self._mixed_precision()
         self.metrics = MetricsLog(self.checkpoint_dir, enabled=self.dist.is_main, tensorboard=opts.tensorboard)
         self.state: dict[str, Any] = {
@@ -282,8 +289,8 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         for i, (batch, w) in enumerate(zip(window, weights, strict=True)):
             state["tokens_seen"] += count_tokens(batch)
-            sync = i == len(window) - 1 or not self.dist.enabled
-            with contextlib.nullcontext() if sync else self._engine.no_sync():
+            sync = i == len(window) - 1
+            with contextlib.nullcontext() if sync else no_sync(self._engine, self.dist, self._fsdp):
                 with self._autocast():
                     loss = loss_of(self._engine(**to_device(batch, self.device)), step)
                 scaled = loss.float() * (w / total_weight)
@@ -359,9 +366,24 @@ class Trainer:
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None}
 
     def _save(self, path: Path) -> None:
+        if self.dist.enabled:  # rank 0's state is saved for all: make the running train-loss sum the same on every rank
+            total, count = all_reduce_sums(self.state["since_eval"], self.device, self.dist)
+            self.state["since_eval"] = [total / self.dist.world_size, count / self.dist.world_size]
+        gathered = None
+        if self._fsdp:  # every rank takes part in gathering; rank 0 writes
+            full = fsdp.full_model_state(self.model)
+            names = [n for n, p in self.model.named_parameters() if p.requires_grad]
+            gathered = Gathered(full, {n: full[n] for n in names if n in full},
+                                fsdp.full_optimizer_state(self.model, self.optimizer))
         if self.dist.is_main:
-            save_checkpoint(path, self.model, self.optimizer, self._checkpoint_state(), self.tokenizer)
+            save_checkpoint(path, self.model, self.optimizer, self._checkpoint_state(), self.tokenizer, gathered)
         barrier(self.dist)
+
+    def _load_trainable(self, path: Path) -> None:
+        if self._fsdp:
+            fsdp.load_full_trainable(self.model, ts.read_tensors(path, ts.TRAINABLE))
+        else:
+            ts.load_trainable_state(self.model, path / ts.STATE_DIR / ts.TRAINABLE)
 
     def _save_step_checkpoint(self) -> None:
         self._save(self.checkpoint_dir / f"checkpoint-{self.state['global_step']}")
@@ -375,8 +397,9 @@ class Trainer:
             _seed_everything(self.options.seed)
             return
         saved = ts.read_state(path)
-        ts.load_trainable_state(self.model, path / ts.STATE_DIR / ts.TRAINABLE)
-        ts.load_optimizer(self.optimizer, ts.read_tensors(path, ts.OPTIMIZER), saved["optimizer"])
+        self._load_trainable(path)
+        load_optimizer = partial(fsdp.load_full_optimizer, self.model) if self._fsdp else ts.load_optimizer
+        load_optimizer(self.optimizer, ts.read_tensors(path, ts.OPTIMIZER), saved["optimizer"])
         if self.scaler is not None and saved.get("scaler"):
             self.scaler.load_state_dict(saved["scaler"])
         self.early_stopping.load_state_dict(saved["early_stopping"])
@@ -406,7 +429,7 @@ class Trainer:
             best_step = ts.read_state(best_dir)["global_step"]
             if best_step != es.best_step:
                 raise RuntimeError(f"{best_dir} holds step {best_step} but the best evaluation was at step {es.best_step}")
-            ts.load_trainable_state(self.model, best_dir / ts.STATE_DIR / ts.TRAINABLE)
+            self._load_trainable(best_dir)
             restored = True
             logger.info("restored the best weights (step %d, %s %.6f)", es.best_step, "monitored", es.best)
         self._save(self.checkpoint_dir / "final")

@@ -129,13 +129,17 @@ def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
 
 # ----------------------------------------------------------------------------- folder
 def write_trainer_state(
-    directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+    directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any],
+    gathered: Any = None,
 ) -> None:
-    """Write ``directory/trainer_state/`` (the caller writes into a temporary directory and renames it)."""
+    """Write ``directory/trainer_state/`` (the caller writes into a temporary directory and renames it).
+
+    ``gathered`` (FSDP) carries the trainable weights and optimizer state already gathered from all ranks.
+    """
     folder = Path(directory) / STATE_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(trainable_state(model), str(folder / TRAINABLE))
-    opt_tensors, opt_meta = optimizer_tensors(optimizer)
+    save_file(gathered.trainable if gathered else trainable_state(model), str(folder / TRAINABLE))
+    opt_tensors, opt_meta = gathered.optimizer if gathered else optimizer_tensors(optimizer)
     save_file(opt_tensors, str(folder / OPTIMIZER))
     rng_tensors, rng_meta = capture_rng()
     save_file(rng_tensors, str(folder / RNG))

@@ -145,8 +145,6 @@ def test_unknown_option_and_bad_values(toy, tmp_path):
         Trainer(model=toy.tiny_model(), train_dataloader=train, checkpoint_dir=tmp_path, learning_rate=-1, **FAST)
     with pytest.raises(ValueError, match="fp16"):
         Trainer(model=toy.tiny_model(), train_dataloader=train, checkpoint_dir=tmp_path, mixed_precision="fp16", **FAST)
-    with pytest.raises(NotImplementedError, match="FullyShardedDataParallel"):
-        Trainer(model=toy.tiny_model(), train_dataloader=train, checkpoint_dir=tmp_path, fsdp=True, **FAST)
     trainer = Trainer(model=toy.tiny_model(), train_dataloader=[(1, 2)], checkpoint_dir=tmp_path, **FAST)
     with pytest.raises(ValueError, match="dicts"):
         trainer.train(epochs=1)

@@ -27,6 +27,8 @@ def main() -> None:
     parser.add_argument("--shuffle", type=int, default=1)
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--save-every", type=int, default=3)
+    parser.add_argument("--fsdp", action="store_true")
+    parser.add_argument("--resume-from", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
@@ -36,8 +38,9 @@ def main() -> None:
     trainer = Trainer(model=model, train_dataloader=train, val_dataloader=val, learning_rate=3e-3,
                       checkpoint_dir=args.checkpoint_dir, device="cpu", early_stopping_patience=None,
                       save_every=args.save_every, save_total_limit=2, progress_bar=False, tensorboard=False,
-                      plot=False)
-    result = trainer.train(epochs=args.epochs, resume_from_checkpoint=True if args.resume else None)
+                      plot=False, fsdp=args.fsdp)
+    resume = args.resume_from or (True if args.resume else None)
+    result = trainer.train(epochs=args.epochs, resume_from_checkpoint=resume)
     if trainer.dist.is_main:
         keep = {k: result[k] for k in ("global_step", "epochs_completed", "history", "best_val_loss")}
         (Path(args.checkpoint_dir) / "result.json").write_text(json.dumps(keep))
