@@ -28,7 +28,17 @@ import torch
 
 from minillm.atomic import atomic_directory
 
-from .trainer_state import is_complete, mark_complete, write_trainer_state
+from .trainer_state import (
+    OPTIMIZER,
+    STATE_DIR,
+    TRAINABLE,
+    is_complete,
+    load_optimizer,
+    load_trainable_state,
+    mark_complete,
+    read_tensors,
+    write_trainer_state,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +70,39 @@ def save_checkpoint(
         write_trainer_state(tmp, model, optimizer, state, gathered)
         mark_complete(tmp, int(state["global_step"]))
     return Path(path)
+
+
+def gather_for_save(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> Gathered:
+    """Full weights, trainable weights and optimizer state of an FSDP-sharded model (collective: all ranks call)."""
+    from . import fsdp
+
+    full = fsdp.full_model_state(model)
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    return Gathered(full, {n: full[n] for n in names if n in full}, fsdp.full_optimizer_state(model, optimizer))
+
+
+def load_weights(model: torch.nn.Module, checkpoint: Path, sharded: bool = False) -> None:
+    """Put a checkpoint's trainable weights back into ``model`` (requires_grad flags untouched)."""
+    if sharded:
+        from . import fsdp
+
+        fsdp.load_full_trainable(model, read_tensors(checkpoint, TRAINABLE))
+    else:
+        load_trainable_state(model, Path(checkpoint) / STATE_DIR / TRAINABLE)
+
+
+def load_optimizer_state(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, checkpoint: Path, meta: dict[str, Any],
+    sharded: bool = False,
+) -> None:
+    """Restore the optimizer from a checkpoint (``meta`` is ``state.json``'s "optimizer" entry)."""
+    tensors = read_tensors(checkpoint, OPTIMIZER)
+    if sharded:
+        from . import fsdp
+
+        fsdp.load_full_optimizer(model, optimizer, tensors, meta)
+    else:
+        load_optimizer(optimizer, tensors, meta)
 
 
 def save_tokenizer(tokenizer: Any, directory: Path) -> None:

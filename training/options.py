@@ -90,6 +90,24 @@ class TrainerOptions:
         return cls(**options)
 
 
+def validate_inputs(model: Any, train_dataloader: Any, val_dataloader: Any, learning_rate: Any, checkpoint_dir: Any) -> None:
+    """The Trainer's positional inputs, with one clear ValueError for each mistake."""
+    if not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    if train_dataloader is None:
+        raise ValueError("train_dataloader is required")
+    if hasattr(train_dataloader, "__len__") and len(train_dataloader) == 0:
+        raise ValueError("train_dataloader is empty (0 batches); check the dataset size and batch_size")
+    if val_dataloader is not None and hasattr(val_dataloader, "__len__") and len(val_dataloader) == 0:
+        raise ValueError("val_dataloader is empty (0 batches); pass None to monitor the training loss instead")
+    if checkpoint_dir is None:
+        raise ValueError("checkpoint_dir is required (checkpoints, best/ and final/ are written there)")
+    if not callable(getattr(model, "save_pretrained", None)):
+        raise ValueError(  # noqa: TRY004 (house rule: bad user input is a ValueError)
+            f"{type(model).__name__} has no save_pretrained(dir); the Trainer saves checkpoints with it"
+        )
+
+
 def _positive_int(name: str, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")

@@ -24,19 +24,19 @@ import os
 import random
 import shutil
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from . import fsdp
 from . import trainer_state as ts
 from .batch_ops import count_tokens, loss_of, loss_weight, to_device
 from .checkpoints import (
-    Gathered,
     find_latest_checkpoint,
+    gather_for_save,
+    load_optimizer_state,
+    load_weights,
     recover_interrupted,
     rotate_checkpoints,
     save_checkpoint,
@@ -53,7 +53,7 @@ from .distributed import (
 from .early_stopping import EarlyStopping
 from .epoch_order import epoch_batches, isolated_rng
 from .metrics_log import MetricsLog
-from .options import TrainerOptions
+from .options import TrainerOptions, validate_inputs
 from .progress import Progress, progress_total
 from .schedules import lr_factor, set_learning_rate
 
@@ -90,20 +90,7 @@ class Trainer:
         **options: Any,
     ) -> None:
         self.options = opts = TrainerOptions.from_kwargs(options)
-        if not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
-            raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
-        if train_dataloader is None:
-            raise ValueError("train_dataloader is required")
-        if hasattr(train_dataloader, "__len__") and len(train_dataloader) == 0:
-            raise ValueError("train_dataloader is empty (0 batches); check the dataset size and batch_size")
-        if val_dataloader is not None and hasattr(val_dataloader, "__len__") and len(val_dataloader) == 0:
-            raise ValueError("val_dataloader is empty (0 batches); pass None to monitor the training loss instead")
-        if checkpoint_dir is None:
-            raise ValueError("checkpoint_dir is required (checkpoints, best/ and final/ are written there)")
-        if not callable(getattr(model, "save_pretrained", None)):
-            raise ValueError(  # noqa: TRY004 (house rule: bad user input is a ValueError)
-                f"{type(model).__name__} has no save_pretrained(dir); the Trainer saves checkpoints with it"
-            )
+        validate_inputs(model, train_dataloader, val_dataloader, learning_rate, checkpoint_dir)
         self.early_stopping = EarlyStopping(early_stopping_patience, early_stopping_min_delta, opts.early_stopping_mode)
         self.dist = init_distributed(str(device).split(":")[0] if str(device) != "auto" else
                                      ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -369,21 +356,12 @@ class Trainer:
         if self.dist.enabled:  # rank 0's state is saved for all: make the running train-loss sum the same on every rank
             total, count = all_reduce_sums(self.state["since_eval"], self.device, self.dist)
             self.state["since_eval"] = [total / self.dist.world_size, count / self.dist.world_size]
-        gathered = None
-        if self._fsdp:  # every rank takes part in gathering; rank 0 writes
-            full = fsdp.full_model_state(self.model)
-            names = [n for n, p in self.model.named_parameters() if p.requires_grad]
-            gathered = Gathered(full, {n: full[n] for n in names if n in full},
-                                fsdp.full_optimizer_state(self.model, self.optimizer))
+        gathered = gather_for_save(self.model, self.optimizer) if self._fsdp else None  # collective
         if self.dist.is_main:
             save_checkpoint(path, self.model, self.optimizer, self._checkpoint_state(), self.tokenizer, gathered)
         barrier(self.dist)
 
-    def _load_trainable(self, path: Path) -> None:
-        if self._fsdp:
-            fsdp.load_full_trainable(self.model, ts.read_tensors(path, ts.TRAINABLE))
-        else:
-            ts.load_trainable_state(self.model, path / ts.STATE_DIR / ts.TRAINABLE)
+
 
     def _save_step_checkpoint(self) -> None:
         self._save(self.checkpoint_dir / f"checkpoint-{self.state['global_step']}")
@@ -397,9 +375,8 @@ class Trainer:
             _seed_everything(self.options.seed)
             return
         saved = ts.read_state(path)
-        self._load_trainable(path)
-        load_optimizer = partial(fsdp.load_full_optimizer, self.model) if self._fsdp else ts.load_optimizer
-        load_optimizer(self.optimizer, ts.read_tensors(path, ts.OPTIMIZER), saved["optimizer"])
+        load_weights(self.model, path, self._fsdp)
+        load_optimizer_state(self.model, self.optimizer, path, saved["optimizer"], self._fsdp)
         if self.scaler is not None and saved.get("scaler"):
             self.scaler.load_state_dict(saved["scaler"])
         self.early_stopping.load_state_dict(saved["early_stopping"])
@@ -429,7 +406,7 @@ class Trainer:
             best_step = ts.read_state(best_dir)["global_step"]
             if best_step != es.best_step:
                 raise RuntimeError(f"{best_dir} holds step {best_step} but the best evaluation was at step {es.best_step}")
-            self._load_trainable(best_dir)
+            load_weights(self.model, best_dir, self._fsdp)
             restored = True
             logger.info("restored the best weights (step %d, %s %.6f)", es.best_step, "monitored", es.best)
         self._save(self.checkpoint_dir / "final")
