@@ -112,17 +112,48 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         """SDPA on split heads q (B, nh, T, hd), k/v (B, n_kv, S, hd) -> merged heads (B, T, nh*hd), pre-o_proj."""
         B, _, T, _ = q.shape
-        y = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=attn_mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=is_causal and attn_mask is None,
-            scale=self.scale,
-            enable_gqa=self.num_kv_heads != self.num_heads,  # each kv head serves nh/n_kv query heads
-        )  # (B, nh, T, hd)
+        causal_by_flag = is_causal and attn_mask is None and T > 1
+        if T <= DECODE_MAX_QUERY and not self.training and not causal_by_flag:
+            y = grouped_attention(q, k, v, attn_mask, self.scale)  # decode steps: a few small matmuls
+        else:
+            y = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=attn_mask,
+                dropout_p=self.dropout if self.training else 0.0,
+                is_causal=is_causal and attn_mask is None,
+                scale=self.scale,
+                enable_gqa=self.num_kv_heads != self.num_heads,  # each kv head serves nh/n_kv query heads
+            )  # (B, nh, T, hd)
         return y.transpose(1, 2).reshape(B, T, self.num_heads * self.head_dim)  # (B, T, nh*hd)
+
+
+# Inference queries up to this length (token-by-token generation) use grouped_attention: on CPU, SDPA's fused
+# kernel costs milliseconds per call there (measured: 6.5 ms against 0.03 ms for SmolLM2's 9x64 heads).
+DECODE_MAX_QUERY = 8
+
+
+def grouped_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float | None
+) -> torch.Tensor:
+    """Plain softmax attention for short queries, each kv head shared by its group of query heads (GQA).
+
+    q (B, nh, T, hd), k/v (B, n_kv, S, hd), mask bool (True = attend) or additive, (B|1, 1|nh, T, S).
+    """
+    B, nh, T, hd = q.shape
+    n_kv, S = k.shape[1], k.shape[2]
+    group = nh // n_kv
+    scale = hd**-0.5 if scale is None else scale
+    qg = q.reshape(B, n_kv, group * T, hd)  # query heads of one group are adjacent: (B, n_kv, g*T, hd)
+    scores = (qg @ k.transpose(-1, -2)) * scale  # (B, n_kv, g*T, S)
+    if mask is not None:
+        scores = scores.view(B, n_kv, group, T, S)
+        m = mask.view(mask.shape[0], n_kv, group, T, S) if mask.shape[1] == nh else mask.unsqueeze(2)
+        scores = scores.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else scores + m
+        scores = scores.view(B, n_kv, group * T, S)
+    probs = scores.softmax(dim=-1)
+    return (probs @ v).view(B, nh, T, hd)  # (B, nh, T, hd)
 
 
 def padding_and_causal_mask(
