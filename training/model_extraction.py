@@ -91,15 +91,16 @@ def check_vocabulary(model: Any, tokenizer: Any) -> None:
 def continue_training(
     model_path: str | os.PathLike, train_dataloader: Any, val_dataloader: Any = None, learning_rate: float = 1e-4,
     epochs: int = 1, checkpoint_dir: str | os.PathLike = "checkpoints/continued", early_stopping_patience: int | None = 3,
-    tokenizer: Any = None, device: str = "auto", **trainer_options: Any,
+    tokenizer: Any = None, device: str = "auto", load_options: dict[str, Any] | None = None, **trainer_options: Any,
 ) -> dict[str, Any]:
     """Load weights from ``model_path`` and train them further with a new optimizer.
 
-    Returns the Trainer's result dict plus ``model`` (the trained model) and ``tokenizer``.
+    ``load_options`` go to :func:`load_model_and_tokenizer` (e.g. ``{"dtype": "bfloat16"}``); other keyword
+    options go to the :class:`Trainer`. Returns the Trainer's result dict plus ``model`` and ``tokenizer``.
     """
     from .trainer import Trainer
 
-    model, stored = load_model_and_tokenizer(model_path)
+    model, stored = load_model_and_tokenizer(model_path, **(load_options or {}))
     tokenizer = tokenizer if tokenizer is not None else stored
     if tokenizer is not None:
         check_vocabulary(model, tokenizer)

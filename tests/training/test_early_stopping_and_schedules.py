@@ -53,3 +53,13 @@ def test_schedule_values():
         [1.0, 0.8, 0.6, 0.4, 0.2])
     with pytest.raises(ValueError, match="total_steps"):
         lr_factor(3, "cosine")
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    from training import early_stopping, schedules
+
+    for module in (early_stopping, schedules):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
