@@ -2,15 +2,17 @@
 
 Which rows each objective gets:
 
-=========  =============================================  ==============================================
-objective  plain text items                               instruction / chat / pair items
-=========  =============================================  ==============================================
-clm        token store on disk (memmap, cached by hash);  tokenized in memory; whole examples packed into
-           packed windows with ``segment_ids``, or one    rows with ``segment_ids`` (or one per row);
-           row per document window without packing        labels only on answers / assistant turns
-mlm        token store; one row per document window       (not supported)
-seq2seq    (not supported)                                ``input_ids`` = source, ``labels`` = target
-=========  =============================================  ==============================================
+=========  =================================================  ==============================================
+objective  plain text items                                   instruction / chat / pair items
+=========  =================================================  ==============================================
+clm        token store on disk (memmap, cached by hash);      tokenized in memory; whole examples packed into
+           packed windows with ``segment_ids``, or one        rows with ``segment_ids`` (or one per row);
+           row per document window without packing            labels only on answers / assistant turns
+mlm        token store; one row per document window           (not supported)
+seq2seq    token store; T5 span corruption of each document   ``input_ids`` = source, ``labels`` = target
+           window (:mod:`~training.data_span_corruption`;
+           the tokenizer needs ``<extra_id_0>``, ...)
+=========  =================================================  ==============================================
 
 Example::
 
@@ -32,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from .data_collate import EpochSampler, collator_for
 from .data_examples import IGNORE_INDEX, pack_examples, seq2seq_example, single_rows, supervised_example
 from .data_formats import Item, item_kind, item_text
+from .data_span_corruption import SpanCorruptionDataset, sentinel_ids
 from .data_tokens import eos_id, store_for_texts, vocab_len
 from .data_windows import TokenFileDataset, TokenWindowDataset, _cls_sep
 
@@ -76,16 +79,22 @@ def build_dataset(
     packing: bool = True,
     cache_dir: str | os.PathLike | None = None,
     name: str = "train",
+    seed: int = 42,
 ) -> Dataset:
-    """The Dataset of rows for ``items`` under ``objective`` (see the module table)."""
+    """The Dataset of rows for ``items`` under ``objective`` (see the module table); ``seed`` seeds the
+    span corruption of plain text under seq2seq."""
     kinds = [item_kind(item, f"{name} item {i}") for i, item in enumerate(items)]
     eos = eos_id(tokenizer)
-    if objective in ("clm", "mlm") and all(kind == "text" for kind in kinds):
+    if all(kind == "text" for kind in kinds):
+        if objective == "seq2seq":
+            sentinel_ids(tokenizer)  # fail before tokenizing when the tokenizer has no <extra_id_0>
         store = store_for_texts(
             [item_text(item) for item in items], tokenizer, cache_dir, desc=f"tokenizing {name}"
         )
         if store.header["num_tokens"] <= store.header["num_docs"] + 1:
             raise ValueError(f"the {name} texts give no tokens (all {len(items)} are empty)")
+        if objective == "seq2seq":
+            return SpanCorruptionDataset.from_store(store, tokenizer, max_length, seed)
         if objective == "mlm":
             return TokenWindowDataset(store, max_length, "mlm", wrap=_cls_sep(tokenizer))
         return TokenWindowDataset(store, max_length, "packed" if packing else "documents")
@@ -96,7 +105,8 @@ def build_dataset(
         bad = [(i, kind) for i, kind in enumerate(kinds) if kind not in ("seq2seq", "instruction")]
         if bad:
             raise ValueError(
-                f"objective 'seq2seq' needs {{'source','target'}} or {{'input','output'}} items; "
+                f"objective 'seq2seq' needs plain text (span corruption) or {{'source','target'}} or "
+                f"{{'input','output'}} items, not a mix; "
                 f"{name} item {bad[0][0]} is {bad[0][1]}"
             )
         return RowsDataset(
@@ -152,7 +162,9 @@ def create_dataloaders(
     pad = getattr(tokenizer, "pad_token_id", None)
     pad = eos_id(tokenizer) if pad is None else int(pad)
     collate = collator_for(objective, tokenizer, pad, seed, vocab_len(tokenizer))
-    train_set = build_dataset(train_texts, tokenizer, max_length, objective, packing, cache_dir, "train")
+    train_set = build_dataset(
+        train_texts, tokenizer, max_length, objective, packing, cache_dir, "train", seed
+    )
     if len(train_set) < batch_size:
         raise ValueError(
             f"the training data ({len(train_texts)} items) gives {len(train_set)} rows of up to max_length="
@@ -168,7 +180,7 @@ def create_dataloaders(
     )
     if not val_texts:
         return train_loader, None
-    val_set = build_dataset(val_texts, tokenizer, max_length, objective, packing, cache_dir, "val")
+    val_set = build_dataset(val_texts, tokenizer, max_length, objective, packing, cache_dir, "val", seed)
     val_loader = DataLoader(
         val_set, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers
     )

@@ -131,6 +131,8 @@ def _claim_run_dir(root: Path, overwrite: bool) -> None:
 def _tokenizer(settings: dict[str, Any], root: Path, train: list[Any], fresh: bool) -> Any:
     from tokenizers_bpe import DEFAULT_SPECIAL_TOKENS, BPETokenizer
 
+    from .data_span_corruption import sentinel_tokens
+
     saved = root / TOKENIZER_DIR
     if not fresh and saved.is_dir():
         return BPETokenizer.load(saved)
@@ -140,6 +142,8 @@ def _tokenizer(settings: dict[str, Any], root: Path, train: list[Any], fresh: bo
         tokenizer = load_tokenizer(settings["tokenizer_path"])
     else:
         specials = DEFAULT_SPECIAL_TOKENS if settings["model_type"] == "decoder_only" else ENCODER_SPECIALS
+        if settings["model_type"] == "encoder_decoder":  # T5 span corruption replaces spans by sentinels
+            specials = ENCODER_SPECIALS + sentinel_tokens()
         pad = "<|endoftext|>" if settings["model_type"] == "decoder_only" else "<pad>"
         tokenizer = BPETokenizer(vocab_size=settings["vocab_size"], special_tokens=specials, pad_token=pad)
         tokenizer.train(_sample(train, settings["tokenizer_sample_bytes"]))
