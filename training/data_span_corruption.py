@@ -4,22 +4,23 @@ Each row of up to ``max_length - 1`` tokens of one document loses about ``noise_
 spans of mean length ``mean_span`` (3). The input keeps the rest, with one sentinel token (``<extra_id_0>``,
 ``<extra_id_1>``, ...) in place of each dropped span; the target lists each sentinel followed by the span it
 replaced. Both end with ``eos``. Span lengths follow T5's ``random_spans_noise_mask``: the noise tokens and the
-kept tokens are each cut into ``num_spans`` non-empty pieces at random, and the row alternates kept, noise, kept,
-noise (it starts with kept tokens and ends with a noise span).
+kept tokens are each cut into ``num_spans`` non-empty pieces at random, the row alternates kept, noise, kept,
+noise, and (``random_roll``, as T5 offers) the whole mask is rotated by a random offset so short rows are not
+always masked at their end.
 
 Worked example (20 tokens, ``noise_density=0.3``: 6 noise tokens in 2 spans; sentinels 900 and 901)::
 
     ids     = 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29
-    inputs  = 10 11 12 13 14 15 16 900 20 21 22 23 24 25 26 901
-    targets = 900 17 18 19 901 27 28 29
+    inputs  = 10 11 900 15 16 17 18 19 20 21 901 25 26 27 28 29
+    targets = 900 12 13 14 901 22 23 24
 
     >>> import numpy as np
     >>> ids = list(range(10, 30))
     >>> inputs, targets = corrupt_spans(ids, np.random.default_rng(1), 0.3, sentinel_ids=[900, 901])
     >>> inputs
-    [10, 11, 12, 13, 14, 15, 16, 900, 20, 21, 22, 23, 24, 25, 26, 901]
+    [10, 11, 900, 15, 16, 17, 18, 19, 20, 21, 901, 25, 26, 27, 28, 29]
     >>> targets
-    [900, 17, 18, 19, 901, 27, 28, 29]
+    [900, 12, 13, 14, 901, 22, 23, 24]
     >>> restore_spans(inputs, targets, [900, 901]) == ids
     True
 
@@ -90,12 +91,15 @@ def corrupt_spans(
     mean_span: float = 3.0,
     *,
     sentinel_ids: Sequence[int],
+    random_roll: bool = True,
 ) -> tuple[list[int], list[int]]:
     """(inputs, targets) of T5 span corruption of ``ids`` (no eos added; see the module docstring).
 
     ``round(len(ids) * noise_density)`` tokens (at least 1, at most all but one) are noise, in
     ``round(noise / mean_span)`` spans (at least 1, at most ``len(sentinel_ids)``: with fewer sentinels than
-    spans, the spans get longer). Rows of fewer than 2 tokens are returned as they are with an empty target.
+    spans, the spans get longer). ``random_roll`` (T5's option of that name) rotates the noise mask by a random
+    offset: without it a row short enough for one span always loses its last tokens, and every row starts with
+    kept tokens. Rows of fewer than 2 tokens are returned as they are with an empty target.
     """
     if not 0.0 < noise_density < 1.0:
         raise ValueError(f"noise_density={noise_density!r} must be in (0, 1)")
@@ -111,15 +115,26 @@ def corrupt_spans(
     num_spans = max(1, min(round(num_noise / mean_span), len(sentinel_ids), length - num_noise))
     noise_lengths = _partition(num_noise, num_spans, rng)
     keep_lengths = _partition(length - num_noise, num_spans, rng)
+    mask = np.zeros(length, dtype=bool)  # (T,) True on noise: keep, noise, keep, noise, ...
+    pos = 0
+    for keep, noise in zip(keep_lengths, noise_lengths):
+        mask[pos + keep : pos + keep + noise] = True
+        pos += keep + noise
+    if random_roll:
+        rolled = np.roll(mask, int(rng.integers(length)))
+        opens = int(rolled[0]) + int(np.count_nonzero(rolled[1:] & ~rolled[:-1]))
+        if opens <= len(sentinel_ids):  # a span cut in two by the wrap needs one sentinel more
+            mask = rolled
     inputs: list[int] = []
     targets: list[int] = []
-    pos = 0
-    for sentinel, keep, noise in zip(sentinel_ids, keep_lengths, noise_lengths):
-        inputs += ids[pos : pos + keep]
-        inputs.append(int(sentinel))
-        targets.append(int(sentinel))
-        targets += ids[pos + keep : pos + keep + noise]
-        pos += keep + noise
+    span, previous = 0, False
+    for token, noisy in zip(ids, mask.tolist()):
+        if noisy and not previous:
+            inputs.append(int(sentinel_ids[span]))
+            targets.append(int(sentinel_ids[span]))
+            span += 1
+        (targets if noisy else inputs).append(token)
+        previous = noisy
     return inputs, targets
 
 
@@ -160,7 +175,8 @@ class SpanCorruptionDataset(Dataset):
     ):
         if not sentinel_ids:
             raise ValueError("sentinel_ids is empty; span corruption needs at least one sentinel token id")
-        corrupt_spans([0, 1], np.random.default_rng(0), noise_density, mean_span, sentinel_ids=[0])  # validate
+        # checks noise_density and mean_span now rather than on the first row
+        corrupt_spans([0, 1], np.random.default_rng(0), noise_density, mean_span, sentinel_ids=[0])
         self.windows, self.sentinel_ids = windows, [int(s) for s in sentinel_ids]
         self.eos, self.max_length, self.seed = int(eos_token_id), int(max_length), int(seed) % 2**63
         self.noise_density, self.mean_span = noise_density, mean_span
