@@ -111,7 +111,7 @@ def our_trainer(steps: int, make_model=our_model) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(model=model, train_dataloader=loader(), learning_rate=1e-4, checkpoint_dir=tmp,
                           device="cpu", max_steps=steps + 1, early_stopping_patience=None, progress_bar=True,
-                          log_every=1, tensorboard=False, plot=False)
+                          tensorboard=False, plot=False)  # default log_every=10
         trainer.train(epochs=1)
     return clock.durations()[: steps - 2]  # the forward after the last step is the final evaluation
 
@@ -125,7 +125,7 @@ def hf_trainer(steps: int) -> list[float]:
         args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=BATCH, max_steps=steps + 1,
                                  learning_rate=1e-4, weight_decay=0.01, max_grad_norm=1.0,
                                  lr_scheduler_type="constant", use_cpu=True, save_strategy="no", eval_strategy="no",
-                                 logging_steps=1, report_to="none", disable_tqdm=False, dataloader_pin_memory=False,
+                                 logging_steps=10, report_to="none", disable_tqdm=False, dataloader_pin_memory=False,
                                  seed=0)
         Trainer(model=model, args=args, train_dataset=Tokens()).train()
     return clock.durations()[: steps - 2]

@@ -178,3 +178,34 @@ def test_metrics_log_plot_and_tensorboard(tmp_path):
     except ImportError:
         return  # optional extra not installed: no event files expected
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_step_schedules_and_gradient_checkpointing(toy, tmp_path):
+    data = toy.RandomTokens(24, seed=4)
+    runs = []
+    for checkpointing in (False, True):
+        model = toy.tiny_model()
+        trainer = Trainer(model=model, train_dataloader=DataLoader(data, batch_size=4), val_dataloader=[{"input_ids": data.ids[:4], "labels": data.ids[:4]}],
+                          checkpoint_dir=tmp_path / str(checkpointing), learning_rate=1e-3, eval_every=4, save_every=5,
+                          save_total_limit=None, gradient_checkpointing=checkpointing, early_stopping_patience=None,
+                          **FAST)
+        result = trainer.train(epochs=2)  # 12 updates
+        runs.append((result, toy.weights(model)))
+    assert [h["step"] for h in runs[0][0]["history"]] == [4, 8, 12]
+    assert sorted(p.name for p in (tmp_path / "False").glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-5"]
+    assert runs[1][0]["history"] == runs[0][0]["history"]  # recomputation changes nothing
+    assert all(torch.equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
+
+
+def test_evaluate_is_token_weighted(toy, tmp_path):
+    rows = toy.RandomTokens(6, seed=5).ids
+    short = {"input_ids": rows[:2], "labels": rows[:2].clone()}
+    short["labels"][:, 4:] = -100  # 4 label tokens per row
+    full = {"input_ids": rows[2:6], "labels": rows[2:6]}  # 16 per row
+    model = toy.tiny_model()
+    trainer = Trainer(model=model, train_dataloader=[full], val_dataloader=[short, full], checkpoint_dir=tmp_path,
+                      **FAST)
+    with torch.no_grad():
+        a, b = model(**short).loss.item(), model(**full).loss.item()
+    assert trainer.evaluate() == pytest.approx((a * 8 + b * 64) / 72, rel=1e-6)
+    assert trainer.evaluate() != pytest.approx((a + b) / 2, rel=1e-4)
