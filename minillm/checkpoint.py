@@ -114,6 +114,8 @@ class PretrainedMixin:
                 "pad_token_id": self.config.pad_token_id,
                 **self.generation_config,
             }
+            if self.config.model_type == "encoder_decoder":
+                generation["decoder_start_token_id"] = self.config.decoder_start_token_id
             (tmp / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
             if tokenizer is not None:
                 tokenizer.save(str(tmp))
@@ -146,7 +148,9 @@ class PretrainedMixin:
         if generation_file.is_file():
             generation = json.loads(generation_file.read_text())
             model.generation_config = {
-                k: generation[k] for k in ("eos_token_id", "pad_token_id", "bos_token_id") if k in generation
+                k: generation[k]
+                for k in ("eos_token_id", "pad_token_id", "bos_token_id", "decoder_start_token_id")
+                if k in generation
             }
         model.eval()
         logger.info("loaded %s from %s", cls.__name__, path)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+HF_CLASS = {"llama": "AutoModelForCausalLM", "mistral": "AutoModelForCausalLM", "bert": "AutoModelForMaskedLM",
+            "t5": "AutoModelForSeq2SeqLM"}
 
 EXAMPLES = """examples:
   python main.py extract --model_path checkpoints/tinyshakespeare-20261123-170000 --output_path exported/
@@ -23,6 +28,8 @@ def main(args: argparse.Namespace) -> int:
     from training import extract_model_for_inference
 
     out = extract_model_for_inference(args.model_path, args.output_path, dtype=args.dtype)
+    model_type = json.loads((Path(out) / "config.json").read_text()).get("model_type")
+    hf_class = HF_CLASS.get(model_type, "AutoModel")
     print(f"wrote {out} (config.json, model.safetensors, tokenizer.json); open it with "
-          f"minillm.load_pretrained or transformers' AutoModelForCausalLM")
+          f"minillm.load_pretrained or transformers' {hf_class}.from_pretrained")
     return 0

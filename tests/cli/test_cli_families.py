@@ -102,17 +102,12 @@ def test_encoder_decoder_trains_on_plain_text_and_extract_opens_in_transformers(
         got = hf(input_ids=ids, decoder_input_ids=decoder_ids).logits
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
         ours_out = ours.generate(ids, max_new_tokens=6, do_sample=False)
-        start = tokenizer.pad_token_id  # named here: see the xfail test below
-        hf_out = hf.generate(ids, max_new_tokens=6, do_sample=False, decoder_start_token_id=start)
+        start = tokenizer.pad_token_id
+        hf_out = hf.generate(ids, max_new_tokens=6, do_sample=False)  # start token from generation_config.json
     assert ours_out.tolist() == hf_out.tolist()
     assert (ours_out[:, 0] == start).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="minillm/checkpoint.py save_pretrained leaves decoder_start_token_id out of "
-    "generation_config.json, so transformers' generate starts T5 decoding from bos_token_id",
-)
 def test_extracted_t5_generation_config_names_the_decoder_start(work, t5_run):
     slim = work / "t5_slim" if (work / "t5_slim").is_dir() else _extract(work, t5_run, "t5_slim")
     config = json.loads((slim / "config.json").read_text())

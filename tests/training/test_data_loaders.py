@@ -283,7 +283,7 @@ def test_val_loader_is_none_without_val_texts(byte_tok, cache):
         (DOCS, {"model_type": "rnn"}, "model_type='rnn'"),
         (DOCS, {"batch_size": 0}, "batch_size=0"),
         ([CHAT] * 4, {"objective": "mlm"}, "mlm' trains on plain text; the train data has chat"),
-        (DOCS, {"objective": "seq2seq"}, "train item 0 is text"),
+        (DOCS, {"objective": "seq2seq"}, "needs sentinel tokens '<extra_id_0>'"),
         ([{"question": "?"}], {}, r"train item 0 has no known shape \(got \['question'\]\)"),
         (
             [{"messages": [{"role": "user", "content": "hi"}]}] * 4,
