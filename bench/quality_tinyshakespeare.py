@@ -47,6 +47,24 @@ def bits_per_char(model, ids: list[int], chars: int, window: int) -> tuple[float
     return total_nats / chars / math.log(2), total_nats / scored
 
 
+def planned_steps(model, loader, minutes: float) -> int:
+    """Optimizer steps that fit the budget (timed on a copy), so the cosine schedule ends when time does."""
+    import copy
+
+    probe = copy.deepcopy(model).train()
+    optimizer = torch.optim.AdamW(probe.parameters(), lr=1e-4)
+    batches = iter(loader)
+    times = []
+    for _ in range(4):
+        start = time.perf_counter()
+        probe(**next(batches)).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - start)
+    per_step = sorted(times[1:])[1]
+    return max(10, int(minutes * 60 * 0.85 / per_step))  # 15% for evaluations and checkpoints
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=28.0, help="training budget")
@@ -55,10 +73,10 @@ def main() -> None:
     parser.add_argument("--num_layers", type=int, default=6)
     parser.add_argument("--num_heads", type=int, default=6)
     parser.add_argument("--max_seq_len", type=int, default=256)
-    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--dropout", type=float, default=0.2)
-    parser.add_argument("--eval_every", type=int, default=150)
+    parser.add_argument("--eval_every", type=int, default=100)
     parser.add_argument("--checkpoint_dir", default="/tmp/minillm-quality")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     args = parser.parse_args()
@@ -79,9 +97,11 @@ def main() -> None:
     torch.manual_seed(0)
     model = DecoderOnlyModel(config)
     params = sum(p.numel() for p in model.parameters())
+    steps = planned_steps(model, train_loader, args.minutes)
     trainer = Trainer(model=model, train_dataloader=train_loader, val_dataloader=val_loader, learning_rate=args.lr,
                       checkpoint_dir=args.checkpoint_dir, device="cpu", early_stopping_patience=4,
-                      weight_decay=0.1, warmup_steps=100, eval_every=args.eval_every, save_every=args.eval_every,
+                      weight_decay=0.1, warmup_steps=min(100, steps // 10), lr_scheduler="cosine",
+                      min_lr_ratio=0.1, max_steps=steps, eval_every=args.eval_every, save_every=args.eval_every,
                       max_minutes=args.minutes, save_total_limit=1, plot=True)
     start = time.perf_counter()
     result = trainer.train(epochs=1000)

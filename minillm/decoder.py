@@ -39,7 +39,7 @@ class DecoderLayer(nn.Module):
         )
         self.post_attention_layernorm = RMSNorm(config.d_model, config.norm_eps)
         self.mlp = GatedMLP(config.d_model, config.d_ff, config.hidden_act, bias=config.mlp_bias)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
 
     def forward(self, x, attn_mask, is_causal, rotary, cache, layer_idx) -> torch.Tensor:
         h = self.self_attn(
@@ -59,7 +59,7 @@ class DecoderBody(nn.Module):
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.num_layers))
         self.norm = RMSNorm(config.d_model, config.norm_eps)
         self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta, config.rope_scaling)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
 
 
 @register_family("llama", "mistral", "decoder_only")
@@ -116,12 +116,14 @@ class DecoderOnlyModel(PretrainedMixin, nn.Module):
         segment_ids: torch.Tensor | None = None,
         cache: KVCache | None = None,
         last_only: bool = False,
+        head_t: torch.Tensor | None = None,
     ) -> ModelOutput:
         """input_ids (B, T) -> logits (B, T, V).
 
         ``attention_mask`` (B, past+T) marks real tokens (1) and padding (0), left or right; ``segment_ids`` (B, T)
         separates packed documents; ``cache`` continues from stored keys; ``last_only`` computes the head for
-        the last position only (generation).
+        the last position only (generation); ``head_t`` is the output head transposed to (C, V), contiguous,
+        which makes the one-row product of decoding about twice as fast on CPU.
         """
         B, T = input_ids.shape
         past = cache.length if cache is not None else 0
@@ -139,7 +141,8 @@ class DecoderOnlyModel(PretrainedMixin, nn.Module):
         if cache is not None:
             cache.advance(T)
         x = self.model.norm(x)
-        logits = self.lm_head(x[:, -1:] if last_only else x)  # (B, T|1, V)
+        x = x[:, -1:] if last_only else x
+        logits = x @ head_t if head_t is not None else self.lm_head(x)  # (B, T|1, V)
         loss = causal_lm_loss(logits, labels) if labels is not None else None
         return ModelOutput(logits=logits, loss=loss)
 
@@ -189,11 +192,13 @@ class DecoderOnlyModel(PretrainedMixin, nn.Module):
         if mask is not None and bool(mask.all()):
             mask = None
 
+        head_t = self.lm_head.weight.detach().t().contiguous()  # (C, V): a row-vector product reads it in order
+
         def step(new_ids: torch.Tensor) -> torch.Tensor:
             nonlocal mask
             if mask is not None and cache.length:
                 mask = torch.cat([mask, mask.new_ones(B, new_ids.shape[1])], dim=1)
-            return self(new_ids, attention_mask=mask, cache=cache, last_only=True).logits[:, -1]
+            return self(new_ids, attention_mask=mask, cache=cache, last_only=True, head_t=head_t).logits[:, -1]
 
         was_training = self.training
         self.eval()

@@ -1,4 +1,11 @@
-"""Loss functions shared by the model families."""
+"""Loss functions shared by the model families.
+
+:func:`cross_entropy` is a memory-lean equivalent of ``F.cross_entropy(..., ignore_index=-100)`` (mean over the
+labelled positions): forward keeps only the per-row log-sum-exp, and backward writes the gradient
+``softmax(logits) - onehot(target)`` in one (N, V) tensor, instead of PyTorch's log-softmax output, zero-filled
+NLL gradient and log-softmax gradient (three (N, V) tensors). For a vocabulary of 8192 that is most of the
+non-matmul time of a training step.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +15,45 @@ import torch.nn.functional as F
 IGNORE_INDEX = -100
 
 
+class _CrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        valid = targets != IGNORE_INDEX  # (N,)
+        safe = targets.clamp(min=0)
+        lse = torch.logsumexp(logits, dim=-1)  # (N,)
+        picked = logits.gather(1, safe[:, None]).squeeze(1)  # (N,)
+        count = valid.sum().to(logits.dtype)
+        ctx.save_for_backward(logits, lse, safe, valid, count)
+        return ((lse - picked) * valid).sum() / count  # 0/0 = nan when nothing is labelled, as PyTorch's
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        logits, lse, safe, valid, count = ctx.saved_tensors
+        grad = torch.exp(logits - lse[:, None])  # softmax, (N, V)
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        grad[rows, safe] -= 1.0
+        grad *= (valid.to(logits.dtype) * (grad_output / count))[:, None]
+        return grad, None
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of logits (N, V) against targets (N,), ignoring -100 (same value and gradient as
+    ``F.cross_entropy``, less memory)."""
+    if not logits.requires_grad:
+        return F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX)
+    return _CrossEntropy.apply(logits, targets)
+
+
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Next-token cross-entropy: logits (B, T, V) predict labels shifted left by one; -100 is ignored."""
-    shift_logits = logits[:, :-1, :].float()  # (B, T-1, V)
-    shift_labels = labels[:, 1:]  # (B, T-1)
-    return F.cross_entropy(
-        shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=IGNORE_INDEX
-    )
+    """Next-token cross-entropy: logits (B, T, V) predict labels shifted left by one; -100 is ignored.
+
+    The labels move instead of the logits (padded with -100 at the end), so the large logits tensor is never
+    sliced and copied, in forward or backward.
+    """
+    shift_labels = F.pad(labels, (0, 1), value=IGNORE_INDEX)[:, 1:]  # (B, T): position t predicts token t+1
+    return cross_entropy(logits.float().reshape(-1, logits.size(-1)), shift_labels.reshape(-1))
 
 
 def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of logits (B, T, V) against labels (B, T) at the same positions (MLM, seq2seq)."""
-    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+    return cross_entropy(logits.float().reshape(-1, logits.size(-1)), labels.reshape(-1))
