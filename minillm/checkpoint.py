@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_directory
+from .devices import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -104,9 +105,11 @@ class PretrainedMixin:
     def save_pretrained(self, save_directory: str | os.PathLike, tokenizer: Any = None) -> Path:
         """Write config.json, model.safetensors and generation_config.json atomically (temp dir, rename)."""
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        dtype = _weights_dtype(state.values())
         state = self.converter.state_dict_to_hf(state, self.config)
+        config = self.converter.config_to_hf(self.config, dtype=dtype)
         with atomic_directory(save_directory) as tmp:
-            (tmp / "config.json").write_text(json.dumps(self.converter.config_to_hf(self.config), indent=2) + "\n")
+            (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
             save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
             generation = {
                 "bos_token_id": self.config.bos_token_id,
@@ -124,6 +127,7 @@ class PretrainedMixin:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None, dtype=None):
         """Load our directory, a transformers directory of this family (sharded too), or a .gguf file."""
+        target = resolve_device(device) if device is not None else None
         directory = resolve_model_dir(path)
         raw = read_config(directory)
         owner = FAMILIES.get(raw.get("model_type"))
@@ -135,15 +139,21 @@ class PretrainedMixin:
         state = cls.converter.state_dict_from_hf(read_weights(directory), config)
         with torch.device("meta"):
             model = cls(config)
-        missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+        _check_shapes(state, model.state_dict(), path)
+        _, unexpected = model.load_state_dict(state, strict=False, assign=True)
         model.tie_weights()
+        missing = [name for name, param in model.named_parameters() if param.is_meta]  # not loaded, not tied
+        if missing or unexpected:
+            raise ValueError(
+                f"{str(path)!r} does not match its config: missing weights {missing}, unexpected weights {unexpected}"
+            )
         _materialize_buffers(model)
         if dtype is not None:
             model = model.to(dtype=_as_dtype(dtype))
         else:
             model = model.float()
-        if device is not None:
-            model = model.to(device)
+        if target is not None:
+            model = model.to(target)
         generation_file = directory / "generation_config.json"
         if generation_file.is_file():
             generation = json.loads(generation_file.read_text())
@@ -155,6 +165,29 @@ class PretrainedMixin:
         model.eval()
         logger.info("loaded %s from %s", cls.__name__, path)
         return model
+
+
+def _check_shapes(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], path: Any) -> None:
+    """Raise ValueError listing every weight whose shape differs from what the config builds."""
+    wrong = [
+        f"{name}: checkpoint {tuple(tensor.shape)} vs config {tuple(expected[name].shape)}"
+        for name, tensor in state.items()
+        if name in expected and tuple(tensor.shape) != tuple(expected[name].shape)
+    ]
+    if wrong:
+        shown = "; ".join(wrong[:12]) + ("; ..." if len(wrong) > 12 else "")
+        raise ValueError(
+            f"{str(path)!r}: {len(wrong)} weight shape(s) do not match config.json ({shown}); "
+            "the config was edited or belongs to another model"
+        )
+
+
+def _weights_dtype(tensors: Any) -> str:
+    """The dtype name ("float32", "bfloat16", ...) of the first floating-point tensor; float32 when none."""
+    for tensor in tensors:
+        if tensor.is_floating_point():
+            return str(tensor.dtype).removeprefix("torch.")
+    return "float32"
 
 
 def _materialize_buffers(model: torch.nn.Module) -> None:

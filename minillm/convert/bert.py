@@ -110,8 +110,11 @@ def config_from_hf(data: dict[str, Any]) -> ModelConfig:
     return ModelConfig.from_dict(data, strict=False)
 
 
-def config_to_hf(config: ModelConfig) -> dict[str, Any]:
-    """ModelConfig -> a config.json transformers opens as BertForMaskedLM (or BertModel without a head)."""
+def config_to_hf(config: ModelConfig, dtype: str = "float32") -> dict[str, Any]:
+    """ModelConfig -> a config.json transformers opens as BertForMaskedLM (or BertModel without a head).
+
+    ``dtype`` is the parameters' dtype as written ("float32", "bfloat16", ...).
+    """
     with_head = config.extra.get(MLM_HEAD, True)
     return {
         "architectures": ["BertForMaskedLM" if with_head else "BertModel"],
@@ -131,5 +134,5 @@ def config_to_hf(config: ModelConfig) -> dict[str, Any]:
         "pad_token_id": config.pad_token_id if config.pad_token_id is not None else 0,
         "position_embedding_type": "absolute",
         "tie_word_embeddings": config.tie_word_embeddings,
-        "dtype": "float32",
+        "dtype": dtype,
     }

@@ -74,8 +74,11 @@ def config_from_hf(data: dict[str, Any]) -> ModelConfig:
     return ModelConfig.from_dict(data, strict=False)
 
 
-def config_to_hf(config: ModelConfig) -> dict[str, Any]:
-    """ModelConfig -> a config.json transformers opens as LlamaForCausalLM (MistralForCausalLM with a window)."""
+def config_to_hf(config: ModelConfig, dtype: str = "float32") -> dict[str, Any]:
+    """ModelConfig -> a config.json transformers opens as LlamaForCausalLM (MistralForCausalLM with a window).
+
+    ``dtype`` is the parameters' dtype as written ("float32", "bfloat16", ...).
+    """
     mistral = config.sliding_window is not None
     rope: dict[str, Any] = {"rope_theta": float(config.rope_theta), "rope_type": "default"}
     if config.rope_scaling:
@@ -104,7 +107,7 @@ def config_to_hf(config: ModelConfig) -> dict[str, Any]:
         "bos_token_id": config.bos_token_id,
         "eos_token_id": config.eos_token_id,
         "pad_token_id": config.pad_token_id,
-        "dtype": "float32",
+        "dtype": dtype,
     }
     if mistral:
         out["sliding_window"] = config.sliding_window

@@ -106,8 +106,11 @@ def config_from_hf(data: dict[str, Any]) -> ModelConfig:
     return ModelConfig.from_dict(data, strict=False)
 
 
-def config_to_hf(config: ModelConfig) -> dict[str, Any]:
-    """ModelConfig -> a config.json transformers 5 opens as T5ForConditionalGeneration with the same outputs."""
+def config_to_hf(config: ModelConfig, dtype: str = "float32") -> dict[str, Any]:
+    """ModelConfig -> a config.json transformers 5 opens as T5ForConditionalGeneration with the same outputs.
+
+    ``dtype`` is the parameters' dtype as written ("float32", "bfloat16", ...).
+    """
     scale = bool(config.extra.get(SCALE_KEY, config.tie_word_embeddings))
     return {
         "architectures": ["T5ForConditionalGeneration"],
@@ -132,5 +135,5 @@ def config_to_hf(config: ModelConfig) -> dict[str, Any]:
         "eos_token_id": config.eos_token_id if config.eos_token_id is not None else 1,
         "decoder_start_token_id": config.decoder_start_token_id
         if config.decoder_start_token_id is not None else (config.pad_token_id or 0),
-        "dtype": "float32",
+        "dtype": dtype,
     }
