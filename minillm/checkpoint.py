@@ -101,6 +101,14 @@ class PretrainedMixin:
     ``config_from_hf``, ``config_to_hf``, ``state_dict_from_hf`` and ``state_dict_to_hf``."""
 
     converter: Any = None
+    config: Any
+
+    def _init_weights(self, module: torch.nn.Module) -> None:
+        """transformers' default initialisation: normal(0, initializer_range) weights, zero biases."""
+        if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
+        if isinstance(module, torch.nn.Linear) and module.bias is not None:
+            torch.nn.init.zeros_(module.bias)
 
     def save_pretrained(self, save_directory: str | os.PathLike, tokenizer: Any = None) -> Path:
         """Write config.json, model.safetensors and generation_config.json atomically (temp dir, rename)."""

@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-IGNORE_INDEX = -100
+from .losses import IGNORE_INDEX
+
 Example = Sequence[int] | dict[str, Any]
 
 

@@ -6,7 +6,6 @@ checkpoint maps onto ours one to one (see ``convert/llama.py``) and ours opens i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -17,7 +16,7 @@ from .attention import Attention, KVCache, padding_and_causal_mask
 from .checkpoint import PretrainedMixin, register_family
 from .config import ModelConfig, coerce_config
 from .convert import llama as llama_convert
-from .generation import generate_stream, resolve_settings
+from .generation import GenerationMixin, GenerationSettings, StepFn
 from .layers import GatedMLP, RMSNorm, RotaryEmbedding
 from .losses import causal_lm_loss
 from .outputs import ModelOutput
@@ -63,7 +62,7 @@ class DecoderBody(nn.Module):
 
 
 @register_family("llama", "mistral", "decoder_only")
-class DecoderOnlyModel(PretrainedMixin, nn.Module):
+class DecoderOnlyModel(GenerationMixin, PretrainedMixin, nn.Module):
     """Causal language model. ``DecoderOnlyModel(config)`` takes a ModelConfig or the seed's config dict.
 
     Forward follows transformers: ``model(input_ids=..., attention_mask=None, labels=None)`` returns a
@@ -84,12 +83,6 @@ class DecoderOnlyModel(PretrainedMixin, nn.Module):
         self.generation_config: dict[str, Any] = {}
         self.apply(self._init_weights)
         self.tie_weights()
-
-    def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
 
     def tie_weights(self) -> None:
         """Share the output head with the token embedding when the config says so."""
@@ -162,36 +155,15 @@ class DecoderOnlyModel(PretrainedMixin, nn.Module):
         return torch.arange(past, past + T, device=device).expand(B, T)
 
     # ----------------------------------------------------------------- generation
-    def stream(
-        self,
-        input_ids: torch.Tensor | Sequence[int] | Sequence[Sequence[int]],
-        attention_mask: torch.Tensor | None = None,
-        max_new_tokens: int = 32,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        repetition_penalty: float = 1.0,
-        eos_token_id: int | Sequence[int] | None = None,
-        pad_token_id: int | None = None,
-        stop: str | Sequence[str] | None = None,
-        seed: int | None = None,
-        tokenizer: Any = None,
-    ) -> Iterator[torch.Tensor]:
-        """Yield the next token (B,) of every row as it is generated (KV-cached)."""
-        input_ids = as_batch(input_ids, self.lm_head.weight.device)
-        defaults = {"eos_token_id": self.config.eos_token_id, "pad_token_id": self.config.pad_token_id}
-        defaults.update({k: v for k, v in self.generation_config.items() if v is not None})
-        settings = resolve_settings(
-            defaults, eos_token_id, pad_token_id, stop, max_new_tokens=max_new_tokens, do_sample=do_sample,
-            temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
-        )
+    def prepare_generation(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, settings: GenerationSettings
+    ) -> tuple[StepFn, torch.Tensor, torch.Tensor]:
+        """The step consumes the prompt, then one token at a time, with a KV cache and the growing mask."""
         B, T = input_ids.shape
         cache = KVCache(self.config.num_layers, T + settings.max_new_tokens)
-        mask = attention_mask.to(input_ids.device) if attention_mask is not None else None
+        mask = attention_mask
         if mask is not None and bool(mask.all()):
             mask = None
-
         head_t = self.lm_head.weight.detach().t().contiguous()  # (C, V): a row-vector product reads it in order
 
         def step(new_ids: torch.Tensor) -> torch.Tensor:
@@ -200,28 +172,8 @@ class DecoderOnlyModel(PretrainedMixin, nn.Module):
                 mask = torch.cat([mask, mask.new_ones(B, new_ids.shape[1])], dim=1)
             return self(new_ids, attention_mask=mask, cache=cache, last_only=True, head_t=head_t).logits[:, -1]
 
-        was_training = self.training
-        self.eval()
-        try:
-            yield from generate_stream(step, input_ids, settings, input_ids, tokenizer)
-        finally:
-            self.train(was_training)
+        return step, input_ids, input_ids
 
-    @torch.inference_mode()
-    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 32, **kwargs: Any) -> torch.Tensor:
-        """Prompt plus generated tokens (B, T + n), like transformers' ``generate``. Same options as :meth:`stream`."""
-        input_ids = as_batch(input_ids, self.lm_head.weight.device)
-        new = list(self.stream(input_ids, attention_mask, max_new_tokens=max_new_tokens, **kwargs))
-        if not new:
-            return input_ids
-        return torch.cat([input_ids, torch.stack(new, dim=1)], dim=1)
-
-
-def as_batch(input_ids: Any, device: torch.device) -> torch.Tensor:
-    """Accept a (B, T) or (T,) tensor or nested lists of ids; return a (B, T) long tensor on ``device``."""
-    ids = input_ids if isinstance(input_ids, torch.Tensor) else torch.tensor(input_ids, dtype=torch.long)
-    if ids.dim() == 1:
-        ids = ids[None]
-    if ids.dim() != 2 or ids.shape[1] == 0:
-        raise ValueError(f"input_ids must be a non-empty (batch, length) tensor, got shape {tuple(ids.shape)}")
-    return ids.to(device)
+    def generation_prefix(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``generate`` returns the prompt followed by the new tokens."""
+        return input_ids

@@ -21,7 +21,7 @@ from .layers import MLP, activation
 from .losses import token_loss
 from .outputs import ModelOutput
 
-MLM_HEAD = "mlm_head"  # key in ModelConfig.extra: False for a plain BertModel checkpoint
+MLM_HEAD = bert_convert.MLM_HEAD  # key in ModelConfig.extra: False for a plain BertModel checkpoint
 
 
 class BertEmbeddings(nn.Module):
@@ -140,12 +140,6 @@ class EncoderOnlyModel(PretrainedMixin, nn.Module):
         self.apply(self._init_weights)
         self.tie_weights()
 
-    def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
-
     def tie_weights(self) -> None:
         """Share the MLM decoder with the word embeddings when the config says so."""
         if self.mlm_head is not None and self.config.tie_word_embeddings:
@@ -219,7 +213,12 @@ class EncoderOnlyModel(PretrainedMixin, nn.Module):
         """Sentence embeddings (B, C): mean over real tokens (sentence-transformers) or the [CLS] state."""
         if pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
-        hidden = self.encode(input_ids, attention_mask)  # (B, T, C)
+        was_training = self.training
+        self.eval()  # no dropout in embeddings, even when called during training
+        try:
+            hidden = self.encode(input_ids, attention_mask)  # (B, T, C)
+        finally:
+            self.train(was_training)
         if pooling == "cls":
             pooled = hidden[:, 0]
         else:

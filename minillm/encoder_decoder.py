@@ -10,7 +10,6 @@ probabilities (transformers also drops inside the feed-forward, after the activa
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -20,10 +19,9 @@ from .attention import Attention, KVCache
 from .checkpoint import PretrainedMixin, register_family
 from .config import ModelConfig, coerce_config
 from .convert import t5 as t5_convert
-from .decoder import as_batch
-from .generation import generate_stream, resolve_settings
+from .generation import GenerationMixin, GenerationSettings, StepFn
 from .layers import MLP, GatedMLP, RMSNorm
-from .losses import token_loss
+from .losses import IGNORE_INDEX, token_loss
 from .outputs import ModelOutput
 from .t5_position import RelativePositionBias
 
@@ -114,7 +112,7 @@ def _padding(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
 
 
 @register_family("t5", "encoder_decoder")
-class EncoderDecoderModel(PretrainedMixin, nn.Module):
+class EncoderDecoderModel(GenerationMixin, PretrainedMixin, nn.Module):
     """Sequence-to-sequence model. ``EncoderDecoderModel(config)`` takes a ModelConfig or a config dict.
 
     ``model(input_ids=..., attention_mask=..., decoder_input_ids=... | labels=...)`` returns a ModelOutput with
@@ -207,7 +205,7 @@ class EncoderDecoderModel(PretrainedMixin, nn.Module):
         shifted[:, 1:] = labels[:, :-1]
         shifted[:, 0] = self.decoder_start_token_id
         pad = self.config.pad_token_id if self.config.pad_token_id is not None else 0
-        return shifted.masked_fill(shifted == -100, pad)
+        return shifted.masked_fill(shifted == IGNORE_INDEX, pad)
 
     def forward(
         self,
@@ -229,58 +227,22 @@ class EncoderDecoderModel(PretrainedMixin, nn.Module):
         return ModelOutput(logits=logits, loss=loss, encoder_last_hidden_state=encoder_hidden)
 
     # ----------------------------------------------------------------- generation
-    def stream(
-        self,
-        input_ids: torch.Tensor | Sequence[int] | Sequence[Sequence[int]],
-        attention_mask: torch.Tensor | None = None,
-        max_new_tokens: int = 32,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        repetition_penalty: float = 1.0,
-        eos_token_id: int | Sequence[int] | None = None,
-        pad_token_id: int | None = None,
-        stop: str | Sequence[str] | None = None,
-        seed: int | None = None,
-        tokenizer: Any = None,
-    ) -> Iterator[torch.Tensor]:
-        """Yield the next decoder token (B,) of every row: the encoder runs once, the decoder is KV-cached."""
-        input_ids = as_batch(input_ids, self.shared.weight.device)
-        defaults = {"eos_token_id": self.config.eos_token_id, "pad_token_id": self.config.pad_token_id}
-        defaults.update({k: v for k, v in self.generation_config.items() if v is not None})
-        settings = resolve_settings(
-            defaults, eos_token_id, pad_token_id, stop, max_new_tokens=max_new_tokens, do_sample=do_sample,
-            temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
-        )
-        mask = attention_mask.to(input_ids.device) if attention_mask is not None else None
-        start = self._start_ids(input_ids.shape[0], input_ids.device)
+    def prepare_generation(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, settings: GenerationSettings
+    ) -> tuple[StepFn, torch.Tensor, torch.Tensor]:
+        """The encoder runs once; the step feeds the decoder (KV-cached) from the start token on."""
+        start = self.generation_prefix(input_ids)
         cache = KVCache(self.config.num_decoder_layers, settings.max_new_tokens + 1)
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.inference_mode():
-                encoder_hidden = self.encode(input_ids, mask)
+        with torch.inference_mode():
+            encoder_hidden = self.encode(input_ids, attention_mask)
 
-            def step(new_ids: torch.Tensor) -> torch.Tensor:
-                return self.decode(new_ids, encoder_hidden, mask, cache=cache)[:, -1]  # (B, V)
+        def step(new_ids: torch.Tensor) -> torch.Tensor:
+            return self.decode(new_ids, encoder_hidden, attention_mask, cache=cache)[:, -1]  # (B, V)
 
-            yield from generate_stream(step, start, settings, start, tokenizer)
-        finally:
-            self.train(was_training)
+        return step, start, start
 
-    def _start_ids(self, batch: int, device: torch.device) -> torch.Tensor:
-        return torch.full((batch, 1), self.decoder_start_token_id, dtype=torch.long, device=device)
-
-    @torch.inference_mode()
-    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 32, **kwargs: Any) -> torch.Tensor:
-        """Decoder ids (B, 1 + n) starting with the decoder start token, like transformers' ``generate``.
-
-        Same options as :meth:`stream` (``do_sample``, ``temperature``, ``top_k``, ``top_p``, ``eos_token_id`` ...).
-        """
-        input_ids = as_batch(input_ids, self.shared.weight.device)
-        start = self._start_ids(input_ids.shape[0], input_ids.device)
-        new = list(self.stream(input_ids, attention_mask, max_new_tokens=max_new_tokens, **kwargs))
-        if not new:
-            return start
-        return torch.cat([start, torch.stack(new, dim=1)], dim=1)
+    def generation_prefix(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``generate`` returns the decoder start token (B, 1) followed by the new tokens."""
+        return torch.full(
+            (input_ids.shape[0], 1), self.decoder_start_token_id, dtype=torch.long, device=input_ids.device
+        )

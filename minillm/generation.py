@@ -165,3 +165,88 @@ def generate_stream(
             return
         seen = torch.cat([seen, token[:, None]], dim=1)
         current = token[:, None]
+
+
+def as_batch(input_ids: Any, device: torch.device) -> torch.Tensor:
+    """Accept a (B, T) or (T,) tensor or nested lists of ids; return a (B, T) long tensor on ``device``."""
+    ids = input_ids if isinstance(input_ids, torch.Tensor) else torch.tensor(input_ids, dtype=torch.long)
+    if ids.dim() == 1:
+        ids = ids[None]
+    if ids.dim() != 2 or ids.shape[1] == 0:
+        raise ValueError(f"input_ids must be a non-empty (batch, length) tensor, got shape {tuple(ids.shape)}")
+    return ids.to(device)
+
+
+class GenerationMixin:
+    """``stream`` and ``generate`` for a model family, in transformers' calling convention.
+
+    A family supplies :meth:`prepare_generation`, returning ``(step, first_input, history)`` for
+    :func:`generate_stream`, and :meth:`generation_prefix`, the ids ``generate`` puts before the new tokens (the
+    prompt for a decoder, the start token for an encoder-decoder). The mixin resolves the settings against
+    ``config`` and ``generation_config``, switches to eval mode while generating and restores the mode after.
+    """
+
+    config: Any
+    generation_config: dict[str, Any]
+
+    def prepare_generation(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, settings: GenerationSettings
+    ) -> tuple[StepFn, torch.Tensor, torch.Tensor]:
+        """``(step, first_input, history)`` for a (B, T) prompt; called in eval mode."""
+        raise NotImplementedError
+
+    def generation_prefix(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """What :meth:`generate` returns before the generated tokens (B, L)."""
+        raise NotImplementedError
+
+    def _generation_device(self) -> torch.device:
+        return self.get_input_embeddings().weight.device  # type: ignore[attr-defined]
+
+    def stream(
+        self,
+        input_ids: torch.Tensor | Sequence[int] | Sequence[Sequence[int]],
+        attention_mask: torch.Tensor | None = None,
+        max_new_tokens: int = 32,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        repetition_penalty: float = 1.0,
+        eos_token_id: int | Sequence[int] | None = None,
+        pad_token_id: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        tokenizer: Any = None,
+    ) -> Iterator[torch.Tensor]:
+        """Yield the next token (B,) of every row as it is generated (KV-cached)."""
+        input_ids = as_batch(input_ids, self._generation_device())
+        defaults = {"eos_token_id": self.config.eos_token_id, "pad_token_id": self.config.pad_token_id}
+        defaults.update({k: v for k, v in self.generation_config.items() if v is not None})
+        settings = resolve_settings(
+            defaults, eos_token_id, pad_token_id, stop, max_new_tokens=max_new_tokens, do_sample=do_sample,
+            temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
+        )
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(input_ids.device)
+        was_training = self.training  # type: ignore[attr-defined]
+        self.eval()  # type: ignore[attr-defined]
+        try:
+            step, first_input, history = self.prepare_generation(input_ids, attention_mask, settings)
+            yield from generate_stream(step, first_input, settings, history, tokenizer)
+        finally:
+            self.train(was_training)  # type: ignore[attr-defined]
+
+    @torch.inference_mode()
+    def generate(
+        self, input_ids: Any, attention_mask: torch.Tensor | None = None, max_new_tokens: int = 32, **kwargs: Any
+    ) -> torch.Tensor:
+        """:meth:`generation_prefix` plus the generated tokens (B, L + n), like transformers' ``generate``.
+
+        Same options as :meth:`stream` (``do_sample``, ``temperature``, ``top_k``, ``top_p``, ``eos_token_id`` ...).
+        """
+        input_ids = as_batch(input_ids, self._generation_device())
+        prefix = self.generation_prefix(input_ids)
+        new = list(self.stream(input_ids, attention_mask, max_new_tokens=max_new_tokens, **kwargs))
+        if not new:
+            return prefix
+        return torch.cat([prefix, torch.stack(new, dim=1)], dim=1)

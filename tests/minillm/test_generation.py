@@ -121,3 +121,18 @@ def test_model_stays_in_training_mode_after_generate(model):
     model.generate(torch.tensor([[1, 2]]), max_new_tokens=2)
     assert model.training
     model.eval()
+
+
+def test_families_share_one_generation_interface():
+    from minillm import EncoderDecoderModel
+    from minillm.generation import GenerationMixin
+
+    torch.manual_seed(0)
+    seq2seq = EncoderDecoderModel({"model_type": "encoder_decoder", "vocab_size": 50, "d_model": 32, "num_heads": 4,
+                                   "num_layers": 1, "max_seq_len": 64, "dropout": 0.1})
+    assert issubclass(DecoderOnlyModel, GenerationMixin) and issubclass(EncoderDecoderModel, GenerationMixin)
+    seq2seq.train()
+    out = seq2seq.generate([[5, 6, 7]], max_new_tokens=4)
+    assert out.shape == (1, 5) and int(out[0, 0]) == seq2seq.decoder_start_token_id
+    assert seq2seq.training  # mode restored
+    assert torch.equal(torch.stack(list(seq2seq.stream([[5, 6, 7]], max_new_tokens=4)), 1), out[:, 1:])
