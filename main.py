@@ -2,7 +2,8 @@
 
     python main.py MODE [options]        or        python main.py --mode MODE [options]
 
-Only this file and scripts/ print or exit. Bad input exits with code 2 and one line on stderr, no traceback.
+Only this file and scripts/ print or exit. Bad input exits with code 2 and one line on stderr, no traceback; a
+training failure (``training.errors.TrainingError``, e.g. a NaN loss) exits with code 1, also in one line.
 """
 
 from __future__ import annotations
@@ -86,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # training failures (a NaN loss ...): one line, exit 1; anything else is a bug
+        from training.errors import TrainingError
+
+        if not isinstance(exc, TrainingError):
+            raise
+        print(f"training failed: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--max_seq_len", type=int, default=None, help="default: the model's max_seq_len (<= 512)")
     parser.add_argument("--eval_steps", type=int, default=0, help="evaluate every N steps; 0 = once per epoch")
-    parser.add_argument("--early_stopping_patience", type=int, default=3)
+    parser.add_argument("--early_stopping_patience", type=int, default=3,
+                        help="evaluations without improvement before stopping [3]; 0 = never stop early")
     parser.add_argument("--val_split", type=float, default=0.1)
     parser.add_argument("--split_method", default="paragraph")
     parser.add_argument("--encoding_errors", default="strict", choices=["strict", "replace"])
@@ -46,13 +47,12 @@ def main(args: argparse.Namespace) -> int:
     train_loader, val_loader = create_dataloaders(train, val, tokenizer, batch_size=args.batch_size,
                                                   max_length=max_len, model_type=model.config.model_type,
                                                   seed=args.seed)
-    del model
     name = Path(args.model_path).resolve().name
     out = args.checkpoint_dir or str(Path("checkpoints") / f"{name}-continued-{time.strftime('%Y%m%d-%H%M%S')}")
-    result = continue_training(
+    result = continue_training(  # model=: the weights loaded above, not a second copy
         args.model_path, train_loader, val_loader, learning_rate=args.lr, epochs=args.epochs, checkpoint_dir=out,
-        early_stopping_patience=args.early_stopping_patience, tokenizer=tokenizer, device=args.device,
-        max_steps=args.max_steps, eval_every=args.eval_steps or None, seed=args.seed,
+        early_stopping_patience=args.early_stopping_patience or None, tokenizer=tokenizer, device=args.device,
+        model=model, max_steps=args.max_steps, eval_every=args.eval_steps or None, seed=args.seed,
     )
     print(json.dumps({k: result.get(k) for k in ("global_step", "epochs_completed", "early_stopped", "best_val_loss")}))
     print(f"\ncheckpoints: {out}  (best model: {Path(out) / 'best'})")

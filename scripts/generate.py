@@ -30,23 +30,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
     parser.add_argument("--system", default=None, help="system message for --chat")
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     parser.add_argument("--verbose", action="store_true")
 
 
 def main(args: argparse.Namespace) -> int:
-    from minillm.assets import smollm2_gguf_path
+    from training.distributed import DistributedContext, resolve_device
     from training.model_extraction import load_model_and_tokenizer
     from training.run import newest_run
 
+    device = str(resolve_device(args.device, DistributedContext()))  # "auto" -> cuda/mps/cpu; a bad name: ValueError
     model_path = args.model_path
     if model_path is None:
-        model_path = newest_run(Path(args.checkpoints_root)) or smollm2_gguf_path()
+        model_path = newest_run(Path(args.checkpoints_root)) or "smollm2"
         print(f"[using {model_path}]", file=sys.stderr)
-    elif model_path.lower() in ("smollm2", "smollm2-135m-instruct"):
-        model_path = smollm2_gguf_path()
-    model, tokenizer = load_model_and_tokenizer(str(model_path), tokenizer_path=args.tokenizer_path,
-                                                device=args.device)
+    model, tokenizer = load_model_and_tokenizer(str(model_path), tokenizer_path=args.tokenizer_path, device=device)
     if tokenizer is None:
         raise ValueError(f"{model_path} has no tokenizer.json; pass --tokenizer_path")
     if not hasattr(model, "stream"):
@@ -79,5 +77,9 @@ def main(args: argparse.Namespace) -> int:
         sys.stdout.write(text[len(shown):])
         sys.stdout.flush()
         shown = text
+    if new:  # generation may stop on an incomplete character: print what was held back
+        text = tokenizer.decode(new, skip_special_tokens=True)
+        if text.startswith(shown):
+            sys.stdout.write(text[len(shown):])
     sys.stdout.write("\n")
     return 0

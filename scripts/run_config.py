@@ -25,7 +25,7 @@ def read_config_file(path: str) -> dict[str, Any]:
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise ValueError(f"--config file {path!r} is not valid {file.suffix[1:].upper()}: {exc}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"--config file {path!r} must hold a mapping of flag names to values")
+        raise ValueError(f"--config file {path!r} must hold a mapping of flag names to values")  # noqa: TRY004
     return {key.lstrip("-").replace("-", "_"): value for key, value in data.items()}
 
 

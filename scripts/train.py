@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "seed", "random seed [42]", type=int)
     add_flag(parser, "device", "auto, cpu, cuda or mps [auto]")
     add_flag(parser, "checkpoint_dir", "run directory (default: checkpoints/<data>-<time>)")
-    add_flag(parser, "early_stopping_patience", "evaluations without improvement before stopping [3]", type=int)
+    add_flag(parser, "early_stopping_patience", "evaluations without improvement before stopping [3]; 0 = never stop early",
+             type=int)
     add_flag(parser, "early_stopping_min_delta", "smallest improvement that counts [0]", type=float)
     add_flag(parser, "val_split", "fraction held out for validation [0.1]", type=float)
     add_flag(parser, "split_method", "paragraph, sentence, chunk, semantic or regex [paragraph]")
@@ -83,7 +84,7 @@ def main(args: argparse.Namespace) -> int:
     del args.resume, args.verbose
     if resume is not None:
         return _resume(args, resume)
-    settings = merge_settings(args, DEFAULTS)
+    settings = _normalize(merge_settings(args, DEFAULTS))
     if not settings["data_path"]:
         settings["data_path"] = str(SAMPLE_DATA)
         if settings["max_minutes"] is None:
@@ -110,9 +111,23 @@ def _resume(args: argparse.Namespace, resume: Any) -> int:
     if checkpoint is None:
         print(f"run {settings['checkpoint_dir']} already finished (final/ exists); nothing to resume.")
         return 0
-    settings = merge_settings(args, settings)
+    saved = settings
+    # DEFAULTS under the saved settings: a run_config.json from before a key existed still resumes, and --config
+    # keys are checked against every known flag
+    settings = _normalize(merge_settings(args, {**DEFAULTS, **saved}))
+    changed = sorted(k for k in ARCHITECTURE if settings.get(k) != {**DEFAULTS, **saved}.get(k))
+    if changed:
+        raise ValueError(f"conflicting settings: --resume continues a saved run, so {changed[0]!r} cannot change "
+                         f"(the --config file sets it); drop it (or start a new run without --resume)")
     run = prepare_run(settings, fresh=False)
     return _train(run, resume_from=checkpoint)
+
+
+def _normalize(settings: dict[str, Any]) -> dict[str, Any]:
+    """Flag values with a CLI-only meaning: ``--early_stopping_patience 0`` turns early stopping off."""
+    if settings.get("early_stopping_patience") == 0:
+        settings["early_stopping_patience"] = None
+    return settings
 
 
 def _train(run: Any, resume_from: Path | None) -> int:

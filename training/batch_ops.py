@@ -57,3 +57,13 @@ def loss_of(output: Any, step: int) -> torch.Tensor:
             f"the model returned no loss at step {step}; batches must include 'labels' so model(**batch).loss is set"
         )
     return loss
+
+
+def zero_loss(output: Any, loss: torch.Tensor) -> torch.Tensor:
+    """A 0 whose graph runs through the model's logits: what a micro-batch without label tokens contributes when
+    every rank must still run backward (its ``loss`` is 0/0 = NaN, and so would its gradient be)."""
+    logits = getattr(output, "logits", None)
+    if logits is None and isinstance(output, Mapping):
+        logits = output.get("logits")
+    source = logits if torch.is_tensor(logits) and logits.requires_grad else loss
+    return source.float().nan_to_num(0.0, 0.0, 0.0).sum() * 0.0

@@ -136,6 +136,24 @@ def find_latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
     return found[-1][1] if found else None
 
 
+def claim_for_fresh_run(checkpoint_dir: Path, overwrite: bool) -> None:
+    """Refuse to start a new run over another run's checkpoints (rotation would delete the new ones and resume
+    would pick the old ones); with ``overwrite`` the old ``checkpoint-STEP/``, ``best/`` and ``final/`` go."""
+    old = list_checkpoints(checkpoint_dir)
+    if not old:
+        return
+    if not overwrite:
+        raise ValueError(
+            f"checkpoint_dir {str(checkpoint_dir)!r} already holds checkpoints of another run (up to {old[-1][1].name}); "
+            "pass resume_from_checkpoint=True to continue it, another checkpoint_dir, or overwrite_output_dir=True "
+            "to replace it"
+        )
+    for path in [p for _, p in old] + [Path(checkpoint_dir) / "best", Path(checkpoint_dir) / "final"]:
+        if path.is_dir():
+            logger.info("overwrite_output_dir: removing %s", path)
+            shutil.rmtree(path)
+
+
 def rotate_checkpoints(checkpoint_dir: Path, keep: int | None) -> None:
     """Delete all but the newest ``keep`` complete checkpoints (``best/`` and ``final/`` are separate)."""
     if keep is None or keep < 1:

@@ -67,8 +67,16 @@ def load_items(
     processor = DocumentProcessor(method=split_method, **_size_options(split_options))
     items: list[Item] = []
     files = list_text_files(path)
+    empty = 0
     for file in files:
-        items += processor.split_text(read_text(file, encoding_errors), **split_options)
+        text = read_text(file, encoding_errors, allow_empty=len(files) > 1)  # one file alone must hold text
+        if not text:
+            logger.warning("skipping %s: the file is empty", file)
+            empty += 1
+            continue
+        items += processor.split_text(text, **split_options)
+    if empty == len(files):
+        raise ValueError(f"all {len(files)} text files under {str(path)!r} are empty (no text to train on)")
     if not items:
         sizes = f"min_length={processor.min_length}"
         raise ValueError(

@@ -41,7 +41,9 @@ def _render(tokenizer, messages: list[dict], add_generation_prompt: bool) -> str
         messages, add_generation_prompt=add_generation_prompt, tokenize=False
     )
     if not isinstance(text, str):
-        raise TypeError(f"apply_chat_template(tokenize=False) returned {type(text).__name__}, expected str")
+        raise ValueError(  # noqa: TRY004 (house rule: bad user input is a ValueError)
+            f"the tokenizer's apply_chat_template(tokenize=False) returned {type(text).__name__}, expected str"
+        )
     return text
 
 

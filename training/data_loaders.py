@@ -130,6 +130,24 @@ def build_dataset(
     return RowsDataset(rows)
 
 
+def pad_id(tokenizer) -> int:
+    """The tokenizer's pad id, else its end-of-text id (collators pad with it; labels there are -100)."""
+    pad = getattr(tokenizer, "pad_token_id", None)
+    return eos_id(tokenizer) if pad is None else int(pad)
+
+
+def train_dataloader(dataset: Dataset, batch_size: int, collate, seed: int, num_workers: int) -> DataLoader:
+    """The training DataLoader: order from :class:`~training.data_collate.EpochSampler` (``seed + epoch``)."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=EpochSampler(len(dataset), seed),
+        collate_fn=collate,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
 def create_dataloaders(
     train_texts: Sequence[Item],
     val_texts: Sequence[Item] | None,
@@ -159,9 +177,7 @@ def create_dataloaders(
             raise ValueError(f"{label}={value!r} must be an int >= {low}")
     if not train_texts:
         raise ValueError("train_texts is empty; there is nothing to train on")
-    pad = getattr(tokenizer, "pad_token_id", None)
-    pad = eos_id(tokenizer) if pad is None else int(pad)
-    collate = collator_for(objective, tokenizer, pad, seed, vocab_len(tokenizer))
+    collate = collator_for(objective, tokenizer, pad_id(tokenizer), seed, vocab_len(tokenizer))
     train_set = build_dataset(
         train_texts, tokenizer, max_length, objective, packing, cache_dir, "train", seed
     )
@@ -170,14 +186,7 @@ def create_dataloaders(
             f"the training data ({len(train_texts)} items) gives {len(train_set)} rows of up to max_length="
             f"{max_length} tokens, fewer than batch_size={batch_size}; add data or lower batch_size or max_length"
         )
-    train_loader = DataLoader(
-        train_set,
-        batch_size=batch_size,
-        sampler=EpochSampler(len(train_set), seed),
-        collate_fn=collate,
-        num_workers=num_workers,
-        generator=torch.Generator().manual_seed(seed),
-    )
+    train_loader = train_dataloader(train_set, batch_size, collate, seed, num_workers)
     if not val_texts:
         return train_loader, None
     val_set = build_dataset(val_texts, tokenizer, max_length, objective, packing, cache_dir, "val", seed)
@@ -224,16 +233,8 @@ def create_file_dataloaders(
             f"{str(path)!r} gives {len(train_set)} training rows of max_length={max_length}, "
             f"fewer than batch_size={batch_size}; lower batch_size or max_length"
         )
-    pad = getattr(tokenizer, "pad_token_id", None)
-    collate = collator_for("clm", tokenizer, eos_id(tokenizer) if pad is None else int(pad), seed, 0)
-    train_loader = DataLoader(
-        train_set,
-        batch_size=batch_size,
-        sampler=EpochSampler(len(train_set), seed),
-        collate_fn=collate,
-        num_workers=num_workers,
-        generator=torch.Generator().manual_seed(seed),
-    )
+    collate = collator_for("clm", tokenizer, pad_id(tokenizer), seed, 0)
+    train_loader = train_dataloader(train_set, batch_size, collate, seed, num_workers)
     val_loader = (
         None
         if val_set is None

@@ -69,10 +69,11 @@ def decode_bytes(
     return text.replace("\0", "\ufffd") if nul >= 0 else text
 
 
-def read_text(path: str | os.PathLike, encoding_errors: str = "strict") -> str:
+def read_text(path: str | os.PathLike, encoding_errors: str = "strict", allow_empty: bool = False) -> str:
     """The whole text of one file (BOM removed).
 
-    Raises FileNotFoundError when missing and ValueError when it is empty or not UTF-8 text.
+    Raises FileNotFoundError when missing and ValueError when it is not UTF-8 text or (unless ``allow_empty``,
+    which returns "" instead) holds only whitespace.
     """
     path = Path(path)
     if not path.is_file():
@@ -80,6 +81,8 @@ def read_text(path: str | os.PathLike, encoding_errors: str = "strict") -> str:
     text = decode_bytes(path.read_bytes(), encoding_errors, source=f"file {str(path)!r}")
     text = text.removeprefix("\ufeff")
     if not text.strip():
+        if allow_empty:
+            return ""
         raise ValueError(f"data file {str(path)!r} is empty (no text to train on)")
     return text
 

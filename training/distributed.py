@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +67,16 @@ def resolve_device(device: str | torch.device, ctx: DistributedContext) -> torch
         raise ValueError(f"device {device!r} was asked for but MPS is not available; use 'cpu' or 'auto'")
     if kind == "cuda" and ctx.enabled and name == "cuda":
         name = f"cuda:{ctx.local_rank}"
-    resolved = torch.device(name)
+    try:
+        resolved = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device {device!r} is not a valid device name; use 'cuda', 'cuda:N', 'mps', 'cpu' or 'auto'") from None
     if resolved.type == "cuda":
         if resolved.index is None:  # "cuda" -> "cuda:N", so it compares equal to the parameters' device
             resolved = torch.device("cuda", torch.cuda.current_device())
+        if resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                             f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
         torch.cuda.set_device(resolved)
     return resolved
 
@@ -89,7 +95,9 @@ def shard_loader(loader: Any, ctx: DistributedContext, seed: int) -> Any:
             )
         sampler = DistributedSampler(
             loader.dataset, num_replicas=ctx.world_size, rank=ctx.rank,
-            shuffle=isinstance(loader.sampler, RandomSampler), seed=seed, drop_last=loader.drop_last,
+            # any order but the given one (RandomSampler, our EpochSampler ...) becomes DistributedSampler's
+            # seeded shuffle, which set_epoch reseeds every epoch (seed + epoch)
+            shuffle=not isinstance(loader.sampler, SequentialSampler), seed=seed, drop_last=loader.drop_last,
         )
         return DataLoader(
             loader.dataset, batch_size=loader.batch_size, sampler=sampler, collate_fn=loader.collate_fn,

@@ -11,6 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from minillm.atomic import atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
@@ -39,7 +41,7 @@ class MetricsLog:
                     kept.append(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by a kill
-        self.path.write_text("".join(k + "\n" for k in kept))
+        atomic_write_text(self.path, "".join(k + "\n" for k in kept))  # a kill mid-write keeps the old file
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (``step`` is required; numbers go to TensorBoard under their key)."""

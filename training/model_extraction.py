@@ -2,14 +2,16 @@
 
 ``model_path`` may be one of our checkpoint directories (``best/``, ``final/``, ``checkpoint-STEP/``), a whole
 run directory (then ``best/``, else ``final/``, else the latest complete ``checkpoint-STEP/`` is used), a
-transformers model directory, or a ``.gguf`` file; :func:`minillm.load_pretrained` picks the model family.
+transformers model directory, a ``.gguf`` file, or an alias from :data:`MODEL_ALIASES` (``smollm2``);
+:func:`minillm.load_pretrained` picks the model family.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +28,25 @@ logger = logging.getLogger(__name__)
 LOAD_OPTIONS = {"dtype"}
 
 
+def _smollm2() -> Path:
+    from minillm.assets import smollm2_gguf_path
+
+    return Path(smollm2_gguf_path())
+
+
+# Short names every mode accepts as --model_path (lower-case) -> a function giving the local file.
+MODEL_ALIASES: dict[str, Callable[[], Path]] = {"smollm2": _smollm2, "smollm2-135m-instruct": _smollm2}
+
+
 def resolve_model_path(model_path: str | os.PathLike) -> Path:
-    """The model directory (or .gguf file) that ``model_path`` designates; see the module docstring."""
+    """The model directory (or .gguf file) that ``model_path`` designates; see the module docstring.
+
+    An alias (``smollm2``) names a shipped model unless a file or folder of that name exists here.
+    """
     path = Path(model_path).expanduser()
+    alias = MODEL_ALIASES.get(str(model_path).lower())
+    if alias is not None and not path.exists():
+        path = alias()
     if path.suffix == ".gguf":
         if not path.is_file():
             raise FileNotFoundError(f"GGUF file {str(path)!r} does not exist")
@@ -90,18 +108,27 @@ def check_vocabulary(model: Any, tokenizer: Any) -> None:
 
 def continue_training(
     model_path: str | os.PathLike, train_dataloader: Any, val_dataloader: Any = None, learning_rate: float = 1e-4,
-    epochs: int = 1, checkpoint_dir: str | os.PathLike = "checkpoints/continued", early_stopping_patience: int | None = 3,
-    tokenizer: Any = None, device: str = "auto", load_options: dict[str, Any] | None = None, **trainer_options: Any,
+    epochs: int = 1, checkpoint_dir: str | os.PathLike | None = None, early_stopping_patience: int | None = 3,
+    tokenizer: Any = None, device: str = "auto", load_options: dict[str, Any] | None = None, model: Any = None,
+    **trainer_options: Any,
 ) -> dict[str, Any]:
     """Load weights from ``model_path`` and train them further with a new optimizer.
 
     ``load_options`` go to :func:`load_model_and_tokenizer` (e.g. ``{"dtype": "bfloat16"}``); other keyword
-    options go to the :class:`Trainer`. Returns the Trainer's result dict plus ``model`` and ``tokenizer``.
+    options go to the :class:`Trainer`. ``model``: an already loaded model to train instead of loading
+    ``model_path`` again. ``checkpoint_dir`` defaults to a new ``checkpoints/continued-<time>``, so two calls never
+    write into one run. Returns the Trainer's result dict plus ``model`` and ``tokenizer``.
     """
     from .trainer import Trainer
 
-    model, stored = load_model_and_tokenizer(model_path, **(load_options or {}))
+    if model is None:
+        model, stored = load_model_and_tokenizer(model_path, **(load_options or {}))
+    else:
+        source = resolve_model_dir(resolve_model_path(model_path))
+        stored = load_tokenizer(source) if tokenizer is None and has_tokenizer(source) else None
     tokenizer = tokenizer if tokenizer is not None else stored
+    if checkpoint_dir is None:
+        checkpoint_dir = unique_run_dir(Path("checkpoints"), "continued")
     if tokenizer is not None:
         check_vocabulary(model, tokenizer)
     model.train()
@@ -110,6 +137,16 @@ def continue_training(
                       early_stopping_patience=early_stopping_patience, tokenizer=tokenizer, **trainer_options)
     result = trainer.train(epochs=epochs)
     return {**result, "model": trainer.model, "tokenizer": tokenizer}
+
+
+def unique_run_dir(root: Path, stem: str) -> Path:
+    """``root/stem-YYYYmmdd-HHMMSS`` (with ``-2``, ``-3`` ... appended when that already exists)."""
+    base = root / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 def extract_model_for_inference(
@@ -125,7 +162,6 @@ def extract_model_for_inference(
     with atomic_directory(output) as tmp:
         model.save_pretrained(str(tmp))
         if tokenizer is not None:
-            save_tokenizer(tokenizer, tmp)
-        shutil.rmtree(tmp / "trainer_state", ignore_errors=True)
+            save_tokenizer(tokenizer, tmp)  # save_pretrained writes no trainer_state/: nothing to strip
     logger.info("extracted %s to %s", model_path, output)
     return output

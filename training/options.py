@@ -34,6 +34,8 @@ class TrainerOptions:
     - ``restore_best`` [True] load the best weights back when early stopping triggers.
     - ``progress_bar`` [True], ``tensorboard`` [True] (when importable), ``plot`` [True] (when matplotlib is).
     - ``fsdp`` [False] under torchrun, shard the model with FSDP2 instead of DDP (see :mod:`training.fsdp`).
+    - ``overwrite_output_dir`` [False] a fresh (not resumed) run in a ``checkpoint_dir`` that already holds
+      ``checkpoint-STEP/`` directories removes them (and ``best/``, ``final/``) instead of refusing to start.
     """
 
     weight_decay: float = 0.01
@@ -59,6 +61,7 @@ class TrainerOptions:
     tensorboard: bool = True
     plot: bool = True
     fsdp: bool = False
+    overwrite_output_dir: bool = False
 
     def __post_init__(self) -> None:
         validate_schedule(self.lr_scheduler, self.warmup_steps, self.min_lr_ratio)

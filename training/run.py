@@ -47,8 +47,9 @@ def prepare_run(settings: dict[str, Any], fresh: bool) -> Run:
     from . import Trainer, create_dataloaders, load_and_split_data
 
     root = Path(settings["checkpoint_dir"])
-    if fresh:
+    if fresh:  # run_config.json first: a start that fails later leaves a run dir the next start may replace
         _claim_run_dir(root, bool(settings.get("overwrite")))
+        atomic_write_text(root / RUN_CONFIG, json.dumps(settings, indent=2) + "\n")
     split_options = {"encoding_errors": settings["encoding_errors"]}
     train, val, _ = load_and_split_data(settings["data_path"], split_method=settings["split_method"],
                                         val_split=settings["val_split"], seed=settings["seed"], **split_options)
@@ -79,8 +80,6 @@ def prepare_run(settings: dict[str, Any], fresh: bool) -> Run:
         gradient_accumulation_steps=settings["gradient_accumulation_steps"],
         mixed_precision=settings["mixed_precision"], max_minutes=settings["max_minutes"],
     )
-    if fresh:
-        atomic_write_text(root / RUN_CONFIG, json.dumps(settings, indent=2) + "\n")
     return Run(settings, tokenizer, model, trainer)
 
 
@@ -120,25 +119,43 @@ def newest_run(root: Path) -> Path | None:
 
 
 def _claim_run_dir(root: Path, overwrite: bool) -> None:
-    if root.exists() and any(root.iterdir()):
-        if not overwrite:
+    """Make ``root`` an empty directory for a new run.
+
+    An empty or missing folder is used as it is. A previous run (it holds ``run_config.json``) that never saved
+    a checkpoint (its start failed) is replaced; one with checkpoints only with ``overwrite``. Any other non-empty
+    folder is refused even with ``overwrite``: it is not ours to delete.
+    """
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"checkpoint_dir {str(root)!r} is a file; pass a directory")
+    if root.is_dir() and any(root.iterdir()):
+        if not (root / RUN_CONFIG).is_file():
+            raise ValueError(f"checkpoint_dir {str(root)!r} is not empty and holds no {RUN_CONFIG} (not a previous "
+                             "run), so it is not replaced even with --overwrite; pass a new or empty directory")
+        if _has_saved_model(root) and not overwrite:
             raise ValueError(f"checkpoint_dir {str(root)!r} already holds a run; pass --resume to continue it "
                              "or --overwrite to start over")
+        logger.info("replacing the previous run in %s", root)
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
+
+
+def _has_saved_model(root: Path) -> bool:
+    """Whether a run directory holds any trained model (a checkpoint, best/ or final/)."""
+    from .checkpoints import list_checkpoints
+
+    return bool(list_checkpoints(root)) or any((root / name).is_dir() for name in ("best", "final"))
 
 
 def _tokenizer(settings: dict[str, Any], root: Path, train: list[Any], fresh: bool) -> Any:
     from tokenizers_bpe import DEFAULT_SPECIAL_TOKENS, BPETokenizer
 
     from .data_span_corruption import sentinel_tokens
+    from .tokenizer_loading import load_tokenizer
 
     saved = root / TOKENIZER_DIR
     if not fresh and saved.is_dir():
-        return BPETokenizer.load(saved)
+        return load_tokenizer(saved)  # a --tokenizer_path run saved an HF tokenizer here
     if settings.get("tokenizer_path"):
-        from .tokenizer_loading import load_tokenizer
-
         tokenizer = load_tokenizer(settings["tokenizer_path"])
     else:
         specials = DEFAULT_SPECIAL_TOKENS if settings["model_type"] == "decoder_only" else ENCODER_SPECIALS
@@ -153,15 +170,18 @@ def _tokenizer(settings: dict[str, Any], root: Path, train: list[Any], fresh: bo
 
 
 def _sample(items: list[Any], budget: int):
-    """Texts of the training items up to ``budget`` characters (the tokenizer's training sample)."""
+    """Texts of the training items up to ``budget`` UTF-8 bytes (the tokenizer's training sample).
+
+    >>> list(_sample(["éé", "b", "c"], 4))
+    ['éé']
+    """
     used = 0
     for item in items:
         text = item if isinstance(item, str) else " ".join(_strings(item))
         if used >= budget:
             return
-        used += len(text)
+        used += len(text.encode("utf-8"))
         yield text
-
 
 
 def _strings(value: Any):

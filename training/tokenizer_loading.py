@@ -1,7 +1,7 @@
 """Open the tokenizer stored beside a model: our byte-level BPE first, transformers' AutoTokenizer otherwise.
 
 The transformers fallback is wrapped so it speaks the project's tokenizer surface (``encode``, ``decode``,
-``save``, ``vocab_size``, ``eos_token_id``, ``pad_token_id``). transformers is imported only inside the
+``save``, ``vocab_size``, ``token_to_id``, ``all_special_ids`` and the ``bos/eos/pad/mask/unk/cls/sep`` ids). transformers is imported only inside the
 fallback. (The wrapper belongs to the HF bridge, ``minillm/hf``; it lives here until the bridge offers one.)
 """
 
@@ -77,6 +77,22 @@ class HFTokenizer:
     def __len__(self) -> int:
         return len(self.tokenizer)
 
+    def token_to_id(self, token: str) -> int | None:
+        """The id of ``token`` when it is one whole vocabulary entry, else None."""
+        found = self.tokenizer.convert_tokens_to_ids(token)
+        unk = self.tokenizer.unk_token_id
+        if found is None or (found == unk and token != self.tokenizer.unk_token):
+            return None
+        return int(found)
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        return list(self.tokenizer.all_special_ids)
+
+    @property
+    def bos_token_id(self) -> int | None:
+        return self.tokenizer.bos_token_id
+
     @property
     def eos_token_id(self) -> int | None:
         return self.tokenizer.eos_token_id
@@ -84,3 +100,19 @@ class HFTokenizer:
     @property
     def pad_token_id(self) -> int | None:
         return self.tokenizer.pad_token_id
+
+    @property
+    def mask_token_id(self) -> int | None:
+        return self.tokenizer.mask_token_id
+
+    @property
+    def unk_token_id(self) -> int | None:
+        return self.tokenizer.unk_token_id
+
+    @property
+    def cls_token_id(self) -> int | None:
+        return self.tokenizer.cls_token_id
+
+    @property
+    def sep_token_id(self) -> int | None:
+        return self.tokenizer.sep_token_id

@@ -31,8 +31,9 @@ import numpy as np
 import torch
 
 from . import trainer_state as ts
-from .batch_ops import count_tokens, loss_of, loss_weight, to_device
+from .batch_ops import count_tokens, loss_of, loss_weight, to_device, zero_loss
 from .checkpoints import (
+    claim_for_fresh_run,
     find_latest_checkpoint,
     gather_for_save,
     load_optimizer_state,
@@ -52,6 +53,7 @@ from .distributed import (
 )
 from .early_stopping import EarlyStopping
 from .epoch_order import epoch_batches, isolated_rng
+from .errors import TrainingError
 from .metrics_log import MetricsLog
 from .options import TrainerOptions, validate_inputs
 from .progress import Progress, progress_total
@@ -170,6 +172,7 @@ class Trainer:
         if resume_from_checkpoint:
             self._resume(resume_from_checkpoint)
         elif state["global_step"] == 0:
+            self._claim_fresh_start()
             _seed_everything(opts.seed)
             self.metrics.truncate_after(0)
         if state["stop_reason"] in ("epochs", "max_steps", "max_time"):
@@ -230,12 +233,15 @@ class Trainer:
         try:
             with isolated_rng(self.device):
                 for batch in self.val_dataloader:
-                    batch = to_device(batch, self.device)
                     w = loss_weight(batch)
+                    if w == 0 and not self._fsdp:  # no label tokens: its loss is 0/0 (FSDP ranks must all run forward)
+                        continue
+                    batch = to_device(batch, self.device)
                     with self._autocast():
                         loss = loss_of(self.model(**batch), self.state["global_step"])
-                    total += float(loss.float().item()) * w
-                    weight += w
+                    if w:
+                        total += float(loss.float().item()) * w
+                        weight += w
         finally:
             self.model.train(was_training)
         total, weight = all_reduce_sums([total, weight], self.device, self.dist)
@@ -248,6 +254,8 @@ class Trainer:
         """One optimizer update over ``window`` micro-batches, then eval / save / stop checks. True = stop."""
         opts, state = self.options, self.state
         loss = self._update(window)
+        if loss is None:  # no label token in the whole window: no update, no events (the batches still count)
+            return False
         state["since_eval"][0] += loss
         state["since_eval"][1] += 1
         step = state["global_step"]
@@ -268,25 +276,47 @@ class Trainer:
         over = (time.perf_counter() - self._started) / 60 >= self.options.max_minutes
         return all_reduce_sums([float(over)], self.device, self.dist)[0] > 0
 
-    def _update(self, window: list[Any]) -> float:
+    def _update(self, window: list[Any]) -> float | None:
+        """Forward/backward over ``window`` and one optimizer step; the window's mean loss (token-weighted).
+
+        Micro-batches without a label token (all ``-100``, e.g. an MLM batch where nothing was masked) have a 0/0
+        loss: they are counted as done but not trained on. A window with no label token at all (on every rank)
+        makes no optimizer step and returns None.
+        """
         state = self.state
         step = state["global_step"] + 1
-        weights = [loss_weight(b) for b in window] if len(window) > 1 else [1.0]
-        total_weight = sum(weights) or 1.0
+        weights = [loss_weight(b) for b in window]
+        total_weight = sum(weights)
+        if self.dist.enabled:  # every rank must agree whether this window makes a step
+            any_labels = all_reduce_sums([float(total_weight > 0)], self.device, self.dist)[0] > 0
+        else:
+            any_labels = total_weight > 0
         loss_sum = torch.zeros((), device=self.device)
         for i, (batch, w) in enumerate(zip(window, weights, strict=True)):
             state["tokens_seen"] += count_tokens(batch)
+            state["batches_done"] += 1
+            if w == 0 and not (self.dist.enabled and any_labels):
+                continue  # one process: nothing to learn here (under DDP/FSDP every rank must run the same passes)
+            share = (w / total_weight if len(window) > 1 else 1.0) if w else 0.0
             sync = i == len(window) - 1
             with contextlib.nullcontext() if sync else no_sync(self._engine, self.dist, self._fsdp):
                 with self._autocast():
-                    loss = loss_of(self._engine(**to_device(batch, self.device)), step)
-                scaled = loss.float() * (w / total_weight)
+                    output = self._engine(**to_device(batch, self.device))
+                    loss = loss_of(output, step)
+                if w:
+                    scaled = loss.float() * share
+                else:  # a zero that still reaches every parameter, so the gradient all-reduce runs on this rank
+                    scaled = zero_loss(output, loss)
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             loss_sum += scaled.detach()
-            state["batches_done"] += 1
+        if not any_labels:
+            self.optimizer.zero_grad(set_to_none=True)
+            logger.warning("step %d: the %d micro-batch(es) before it hold no label token; no update made",
+                           step, len(window))
+            return None
         value = float(loss_sum.item())
         if not math.isfinite(value):
-            raise RuntimeError(
+            raise TrainingError(
                 f"loss is {value} at step {step} (epoch {state['epoch']}, batch {state['batches_done']}); training "
                 f"stopped before the update. Lower the learning rate, enable max_grad_norm, or check the data"
             )
@@ -361,12 +391,15 @@ class Trainer:
             save_checkpoint(path, self.model, self.optimizer, self._checkpoint_state(), self.tokenizer, gathered)
         barrier(self.dist)
 
-
-
     def _save_step_checkpoint(self) -> None:
         self._save(self.checkpoint_dir / f"checkpoint-{self.state['global_step']}")
         if self.dist.is_main:
             rotate_checkpoints(self.checkpoint_dir, self.options.save_total_limit)
+
+    def _claim_fresh_start(self) -> None:
+        if self.dist.is_main:
+            claim_for_fresh_run(self.checkpoint_dir, self.options.overwrite_output_dir)
+        barrier(self.dist)
 
     def _resume(self, source: str | os.PathLike | bool) -> None:
         path = find_latest_checkpoint(self.checkpoint_dir) if source is True else Path(source)
@@ -402,10 +435,10 @@ class Trainer:
         restored = False
         if early and self.options.restore_best and es.best_step is not None:
             if not ts.is_complete(best_dir):
-                raise RuntimeError(f"early stopping wants to restore the best model but {best_dir} is missing or incomplete")
+                raise TrainingError(f"early stopping wants to restore the best model but {best_dir} is missing or incomplete")
             best_step = ts.read_state(best_dir)["global_step"]
             if best_step != es.best_step:
-                raise RuntimeError(f"{best_dir} holds step {best_step} but the best evaluation was at step {es.best_step}")
+                raise TrainingError(f"{best_dir} holds step {best_step} but the best evaluation was at step {es.best_step}")
             load_weights(self.model, best_dir, self._fsdp)
             restored = True
             logger.info("restored the best weights (step %d, %s %.6f)", es.best_step, "monitored", es.best)

@@ -71,6 +71,11 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
 
 def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Inverse of :func:`optimizer_tensors`."""
+    if meta.get("keyed_by") == "name":
+        raise ValueError(
+            "this checkpoint was written by an FSDP run (optimizer state keyed by parameter name); resume it under "
+            "torchrun with fsdp=True, or load only its weights (e.g. continue_training) to go on without FSDP"
+        )
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         _, index, name = key.split(".", 2)
@@ -114,7 +119,7 @@ def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Inverse of :func:`capture_rng` (device states that do not exist here are skipped)."""
     torch.set_rng_state(tensors["torch_cpu"])
-    cuda = sorted(k for k in tensors if k.startswith("torch_cuda_"))
+    cuda = sorted((k for k in tensors if k.startswith("torch_cuda_")), key=lambda k: int(k.rsplit("_", 1)[1]))
     if cuda and torch.cuda.is_available():
         for key in cuda[: torch.cuda.device_count()]:
             torch.cuda.set_rng_state(tensors[key], int(key.rsplit("_", 1)[1]))

@@ -12,11 +12,12 @@ import pytest
 import torch
 
 WORKER = Path(__file__).with_name("worker_train.py")
+REPO = Path(__file__).resolve().parents[2]  # the repo root, wherever pytest is started from
 COMMON = ["--shuffle", "0", "--dropout", "0", "--epochs", "2", "--save-every", "100"]
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")]),
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
             "OMP_NUM_THREADS": "1"}
 
 

@@ -17,10 +17,11 @@ import torch
 from training import find_latest_checkpoint
 
 WORKER = Path(__file__).with_name("worker_train.py")
+REPO = Path(__file__).resolve().parents[2]  # the repo root, wherever pytest is started from
 
 
 def _worker(directory: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")]),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, str(WORKER), str(directory), *extra], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

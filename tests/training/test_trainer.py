@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from training import Trainer, find_latest_checkpoint
+from training.errors import TrainingError
 
 FAST = {"device": "cpu", "progress_bar": False, "tensorboard": False, "plot": False}
 
@@ -121,12 +123,67 @@ def test_empty_validation_plain_module_and_missing_dir_are_rejected(toy, tmp_pat
 def test_nan_loss_stops_with_the_step(toy, tmp_path):
     rows = toy.RandomTokens(12).ids
     batches = [{"input_ids": rows[i : i + 4], "labels": rows[i : i + 4]} for i in (0, 4, 8)]
-    batches[2]["labels"] = torch.full_like(rows[:4], -100)  # no label token: the mean loss is NaN
     model = toy.tiny_model()
+    forward, calls = model.forward, []
+
+    def poisoned(**batch):  # the third forward's loss is NaN (e.g. a diverged run)
+        out = forward(**batch)
+        calls.append(1)
+        if len(calls) == 3:
+            out.loss = out.loss * float("nan")
+        return out
+
+    model.forward = poisoned
     trainer = Trainer(model=model, train_dataloader=batches, checkpoint_dir=tmp_path, **FAST)
-    with pytest.raises(RuntimeError, match=r"loss is nan at step 3"):
+    with pytest.raises(TrainingError, match=r"loss is nan at step 3"):
         trainer.train(epochs=1)
+    assert issubclass(TrainingError, RuntimeError)
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_batches_without_label_tokens_are_skipped(toy, tmp_path):
+    """A micro-batch with every label -100 (an MLM batch where nothing was masked) has a 0/0 loss: it is counted
+    but not trained on, a window of only such batches makes no step, and evaluate leaves it out."""
+    rows = toy.RandomTokens(12).ids
+    labelled = [{"input_ids": rows[i : i + 4], "labels": rows[i : i + 4]} for i in (0, 4)]
+    empty = {"input_ids": rows[8:12], "labels": torch.full_like(rows[:4], -100)}
+
+    def run(batches, name, accumulation=1, val=None):
+        trainer = Trainer(model=toy.tiny_model(), train_dataloader=batches, val_dataloader=val,
+                          checkpoint_dir=tmp_path / name, gradient_accumulation_steps=accumulation, **FAST)
+        return trainer, trainer.train(epochs=1)
+
+    plain, result = run(labelled, "plain")
+    mixed, mixed_result = run([labelled[0], empty, labelled[1]], "mixed")
+    assert mixed_result["global_step"] == result["global_step"] == 2  # the empty window made no update
+    assert mixed.state["batches_done"] == 0 and mixed_result["epochs_completed"] == 1
+    assert all(torch.equal(a, b) for a, b in zip(plain.model.parameters(), mixed.model.parameters(), strict=True))
+    accumulated, acc_result = run([labelled[0], empty, empty, labelled[1]], "accumulated", accumulation=2)
+    assert acc_result["global_step"] == 2
+    assert all(torch.equal(a, b) for a, b in zip(plain.model.parameters(), accumulated.model.parameters(), strict=True))
+    assert math.isfinite(acc_result["history"][-1]["train_loss"])
+    # validation: a batch without labels neither poisons nor dilutes the token-weighted mean
+    plain.val_dataloader = labelled
+    want = plain.evaluate()
+    plain.val_dataloader = [empty, *labelled, empty]
+    assert plain.evaluate() == pytest.approx(want, rel=1e-6)
+    plain.val_dataloader = [empty]
+    with pytest.raises(ValueError, match="no label tokens"):
+        plain.evaluate()
+
+
+def test_fresh_run_refuses_a_directory_with_checkpoints(toy, tmp_path):
+    train, _ = toy.loaders(n_train=16)
+    Trainer(model=toy.tiny_model(), train_dataloader=train, checkpoint_dir=tmp_path, **FAST).train(epochs=2)
+    assert find_latest_checkpoint(tmp_path).name == "checkpoint-4"
+    again = Trainer(model=toy.tiny_model(), train_dataloader=train, checkpoint_dir=tmp_path, **FAST)
+    with pytest.raises(ValueError, match=r"already holds checkpoints.*checkpoint-4.*resume_from_checkpoint=True"):
+        again.train(epochs=1)
+    over = Trainer(model=toy.tiny_model(), train_dataloader=train, checkpoint_dir=tmp_path, overwrite_output_dir=True,
+                   **FAST)
+    assert over.train(epochs=1)["global_step"] == 2
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-2"]  # the old run's are gone
+    assert find_latest_checkpoint(tmp_path).name == "checkpoint-2"
 
 
 def test_unwritable_checkpoint_dir(toy, tmp_path):
