@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 FAMILIES = ("decoder_only", "encoder_only", "encoder_decoder")
@@ -39,7 +41,6 @@ HF_ALIASES = {
     "hidden_dropout_prob": "dropout",
     "attention_probs_dropout_prob": "attention_dropout",
     "dropout_rate": "dropout",
-    "num_decoder_layers": "num_decoder_layers",
     "d_kv": "head_dim",
 }
 
@@ -56,13 +57,13 @@ HF_IGNORED = {
 
 PRESETS: dict[str, dict[str, Any]] = {
     # A few-million-parameter decoder that trains on 2 CPU cores in minutes (the `train` default).
-    "tiny": dict(model_type="decoder_only", d_model=192, num_heads=6, num_layers=4, max_seq_len=256),
+    "tiny": {"model_type": "decoder_only", "d_model": 192, "num_heads": 6, "num_layers": 4, "max_seq_len": 256},
     # ~10M parameters at vocab 8192: the Tiny Shakespeare quality run.
-    "small": dict(model_type="decoder_only", d_model=384, num_heads=6, num_layers=6, max_seq_len=256),
+    "small": {"model_type": "decoder_only", "d_model": 384, "num_heads": 6, "num_layers": 6, "max_seq_len": 256},
     # ~40M parameters.
-    "base": dict(model_type="decoder_only", d_model=512, num_heads=8, num_layers=8, max_seq_len=1024),
-    "bert-tiny": dict(model_type="encoder_only", d_model=128, num_heads=2, num_layers=2, max_seq_len=512),
-    "t5-tiny": dict(model_type="encoder_decoder", d_model=128, num_heads=4, num_layers=2, max_seq_len=512),
+    "base": {"model_type": "decoder_only", "d_model": 512, "num_heads": 8, "num_layers": 8, "max_seq_len": 1024},
+    "bert-tiny": {"model_type": "encoder_only", "d_model": 128, "num_heads": 2, "num_layers": 2, "max_seq_len": 512},
+    "t5-tiny": {"model_type": "encoder_decoder", "d_model": 128, "num_heads": 4, "num_layers": 2, "max_seq_len": 512},
 }
 
 
@@ -204,13 +205,16 @@ class ModelConfig:
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field (derived ones included) as plain JSON-ready values; ``from_dict`` reads it back."""
         return dataclasses.asdict(self)
 
     def to_json(self, path: str | os.PathLike) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        """Write :meth:`to_dict` as JSON to ``path`` atomically (temporary file, then rename)."""
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> ModelConfig:
+        """Read a config written by :meth:`to_json` or a transformers ``config.json`` (unknown keys ignored)."""
         return cls.from_dict(json.loads(Path(path).read_text()), strict=False)
 
     # ----------------------------------------------------------------- derived

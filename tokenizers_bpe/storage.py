@@ -6,8 +6,11 @@ optionally ``chat_template.jinja`` (transformers 5 writes the template there; it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -83,13 +86,31 @@ def write_files(path: str | Path, data: dict, config: dict) -> Path:
     text = json.dumps(data, ensure_ascii=False, indent=2)
     if path.suffix == ".json":
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        _write_atomic(path, text)
         return path
     path.mkdir(parents=True, exist_ok=True)
-    (path / TOKENIZER_FILE).write_text(text, encoding="utf-8")
-    (path / CONFIG_FILE).write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
+    _write_atomic(path / TOKENIZER_FILE, text)
+    _write_atomic(path / CONFIG_FILE, json.dumps(config, ensure_ascii=False, indent=2))
     stale = path / TEMPLATE_FILE
     if stale.is_file():  # it would override the template we just wrote into the config
         stale.unlink()
         logger.info("removed %s: the chat template now lives in %s", stale, CONFIG_FILE)
     return path / TOKENIZER_FILE
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) through a temporary file in the same folder and a rename: never a half file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)  # mkstemp makes it owner-only
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

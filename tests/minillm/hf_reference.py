@@ -10,11 +10,11 @@ def tiny_llama(num_kv_heads: int = 4, tie: bool = False, seed: int = 0, **overri
     from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
     torch.manual_seed(seed)
-    kwargs = dict(
-        vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=num_kv_heads, max_position_embeddings=256, tie_word_embeddings=tie,
-        rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2, pad_token_id=0,
-    )
+    kwargs = {
+        "vocab_size": 128, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": num_kv_heads, "max_position_embeddings": 256, "tie_word_embeddings": tie,
+        "rms_norm_eps": 1e-6, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
+    }
     kwargs.update(overrides)
     if "sliding_window" in kwargs:
         model = MistralForCausalLM(MistralConfig(**kwargs))

@@ -31,8 +31,8 @@ def test_load_pretrained_picks_the_family(tmp_path):
 
 
 def _saved(tmp_path):
-    model = DecoderOnlyModel(dict(model_type="decoder_only", vocab_size=40, d_model=32, num_heads=2,
-                                  num_layers=1, max_seq_len=16))
+    model = DecoderOnlyModel({"model_type": "decoder_only", "vocab_size": 40, "d_model": 32, "num_heads": 2,
+                                  "num_layers": 1, "max_seq_len": 16})
     return model.save_pretrained(tmp_path / "m")
 
 
@@ -75,8 +75,8 @@ def test_save_is_atomic_and_replaces(tmp_path):
 
 
 def test_mistral_window_saves_as_mistral(tmp_path):
-    model = DecoderOnlyModel(dict(model_type="decoder_only", vocab_size=40, d_model=32, num_heads=2,
-                                  num_layers=1, max_seq_len=16, sliding_window=4))
+    model = DecoderOnlyModel({"model_type": "decoder_only", "vocab_size": 40, "d_model": 32, "num_heads": 2,
+                                  "num_layers": 1, "max_seq_len": 16, "sliding_window": 4})
     model.save_pretrained(tmp_path / "w")
     assert json.loads((tmp_path / "w" / "config.json").read_text())["model_type"] == "mistral"
     assert DecoderOnlyModel.from_pretrained(tmp_path / "w").config.sliding_window == 4

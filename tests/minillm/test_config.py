@@ -9,8 +9,8 @@ import pytest
 from minillm import DecoderOnlyModel, ModelConfig
 from minillm.config import PRESETS
 
-SEED_DICT = dict(model_type="decoder_only", vocab_size=1000, d_model=128, num_heads=4, num_layers=2, d_ff=256,
-                 max_seq_len=64, dropout=0.1)
+SEED_DICT = {"model_type": "decoder_only", "vocab_size": 1000, "d_model": 128, "num_heads": 4, "num_layers": 2, "d_ff": 256,
+                 "max_seq_len": 64, "dropout": 0.1}
 
 
 def test_seed_dict_keys_are_accepted_and_derived_fields_filled():
@@ -31,11 +31,11 @@ def test_indivisible_heads_error_quotes_values():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(num_heads=4, num_kv_heads=3), "multiple of num_kv_heads"),
-        (dict(vocab_size=0), "vocab_size must be a positive integer"),
-        (dict(dropout=1.5), "dropout must be in"),
-        (dict(model_type="gpt"), "model_type 'gpt' is unknown"),
-        (dict(rope_scaling={"rope_type": "yarn", "factor": 2.0}), "rope_scaling type 'yarn'"),
+        ({"num_heads": 4, "num_kv_heads": 3}, "multiple of num_kv_heads"),
+        ({"vocab_size": 0}, "vocab_size must be a positive integer"),
+        ({"dropout": 1.5}, "dropout must be in"),
+        ({"model_type": "gpt"}, "model_type 'gpt' is unknown"),
+        ({"rope_scaling": {"rope_type": "yarn", "factor": 2.0}}, "rope_scaling type 'yarn'"),
     ],
 )
 def test_invalid_values_raise(kwargs, message):
@@ -79,3 +79,23 @@ def test_model_accepts_seed_dict():
     assert model.config.d_model == 128
     with pytest.raises(ValueError, match="needs model_type 'decoder_only'"):
         DecoderOnlyModel({**SEED_DICT, "model_type": "encoder_only"})
+
+
+def test_to_json_is_atomic_and_round_trips(tmp_path, monkeypatch):
+    import minillm.atomic
+
+    config = ModelConfig(model_type="encoder_decoder", vocab_size=64, d_model=32, num_heads=2, num_layers=2,
+                         num_decoder_layers=3)
+    path = tmp_path / "config.json"
+    config.to_json(path)
+    assert ModelConfig.from_json(path).num_decoder_layers == 3  # a field name needs no alias
+    assert ModelConfig.from_json(path) == config
+
+    def fail(*_args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(minillm.atomic.os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        ModelConfig(model_type="decoder_only", vocab_size=8, d_model=32, num_heads=2, num_layers=1).to_json(path)
+    assert ModelConfig.from_json(path) == config
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]

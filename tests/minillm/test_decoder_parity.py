@@ -13,15 +13,15 @@ from .hf_reference import ours_from_hf, tiny_llama
 pytest.importorskip("transformers")
 
 CONFIGS = {
-    "mha-untied": dict(num_kv_heads=4, tie=False),
-    "gqa-tied": dict(num_kv_heads=2, tie=True),
-    "mqa-bias": dict(num_kv_heads=1, attention_bias=True, mlp_bias=True),
-    "llama3-rope": dict(
-        num_kv_heads=2,
-        rope_parameters=dict(rope_type="llama3", rope_theta=500000.0, factor=8.0, low_freq_factor=1.0,
-                             high_freq_factor=4.0, original_max_position_embeddings=64),
-    ),
-    "mistral-window": dict(num_kv_heads=2, sliding_window=8),
+    "mha-untied": {"num_kv_heads": 4, "tie": False},
+    "gqa-tied": {"num_kv_heads": 2, "tie": True},
+    "mqa-bias": {"num_kv_heads": 1, "attention_bias": True, "mlp_bias": True},
+    "llama3-rope": {
+        "num_kv_heads": 2,
+        "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                             "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+    },
+    "mistral-window": {"num_kv_heads": 2, "sliding_window": 8},
 }
 
 
@@ -122,8 +122,8 @@ def test_save_pretrained_opens_in_transformers(tmp_path):
     from transformers import AutoModelForCausalLM
 
     for tie in (True, False):
-        ours = DecoderOnlyModel(dict(model_type="decoder_only", vocab_size=100, d_model=64, num_heads=4,
-                                     num_layers=2, d_ff=128, max_seq_len=64, dropout=0.0, tie_word_embeddings=tie))
+        ours = DecoderOnlyModel({"model_type": "decoder_only", "vocab_size": 100, "d_model": 64, "num_heads": 4,
+                                     "num_layers": 2, "d_ff": 128, "max_seq_len": 64, "dropout": 0.0, "tie_word_embeddings": tie})
         ours.eval()
         ours.save_pretrained(tmp_path / f"ours-{tie}")
         hf = AutoModelForCausalLM.from_pretrained(tmp_path / f"ours-{tie}").eval()

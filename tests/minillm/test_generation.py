@@ -12,8 +12,8 @@ from minillm.generation import GenerationSettings, apply_repetition_penalty, top
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    m = DecoderOnlyModel(dict(model_type="decoder_only", vocab_size=50, d_model=32, num_heads=4, num_layers=2,
-                              max_seq_len=128, eos_token_id=7))
+    m = DecoderOnlyModel({"model_type": "decoder_only", "vocab_size": 50, "d_model": 32, "num_heads": 4, "num_layers": 2,
+                              "max_seq_len": 128, "eos_token_id": 7})
     return m.eval()
 
 
@@ -45,7 +45,7 @@ def test_repetition_penalty_matches_ctrl_rule():
 
 def test_sampling_is_reproducible_with_seed_and_varies_without(model):
     prompt = torch.tensor([[1, 2, 3]])
-    kwargs = dict(max_new_tokens=20, do_sample=True, temperature=1.5, top_k=40, top_p=0.95, eos_token_id=[])
+    kwargs = {"max_new_tokens": 20, "do_sample": True, "temperature": 1.5, "top_k": 40, "top_p": 0.95, "eos_token_id": []}
     a = model.generate(prompt, seed=123, **kwargs)
     b = model.generate(prompt, seed=123, **kwargs)
     c = model.generate(prompt, seed=321, **kwargs)
