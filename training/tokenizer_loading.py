@@ -1,8 +1,8 @@
 """Open the tokenizer stored beside a model: our byte-level BPE first, transformers' AutoTokenizer otherwise.
 
 The transformers fallback is wrapped so it speaks the project's tokenizer surface (``encode``, ``decode``,
-``save``, ``vocab_size``, ``token_to_id``, ``all_special_ids`` and the ``bos/eos/pad/mask/unk/cls/sep`` ids). transformers is imported only inside the
-fallback. The wrapper is the HF bridge's :class:`minillm.hf.tokenizer.HFTokenizer`, re-exported here.
+``save``, ``vocab_size``, ``token_to_id``, ``all_special_ids`` and the ``bos/eos/pad/mask/unk/cls/sep`` ids).
+transformers is imported only inside the fallback. The wrapper is the HF bridge's :class:`minillm.hf.tokenizer.HFTokenizer`, re-exported here.
 """
 
 from __future__ import annotations

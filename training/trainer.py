@@ -185,6 +185,8 @@ class Trainer:
                                  opts.progress_bar and self.dist.is_main, total, state["global_step"],
                                  state["tokens_seen"])
         self.model.train()
+        if opts.max_steps is not None and state["global_step"] >= opts.max_steps and state["stop_reason"] is None:
+            state["stop_reason"] = "max_steps"  # resumed from the last step: nothing more to train
         stop = state["stop_reason"] is not None
         self._started = time.perf_counter()
         while not stop and (opts.max_steps is not None or state["epoch"] < epochs):

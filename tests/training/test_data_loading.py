@@ -155,3 +155,18 @@ def test_bad_arguments(tmp_path, kwargs, message):
     file = write(tmp_path / "a.txt", "\n\n".join(PARAS))
     with pytest.raises(ValueError, match=message):
         load_and_split_data(file, **kwargs)
+
+
+def test_folder_skips_empty_files_but_not_when_all_are_empty(tmp_path, caplog):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write(folder / "a.txt", "\n\n".join(PARAS))
+    write(folder / "b.txt", "   \n")  # an empty file among others is skipped with a warning
+    train, val, _ = load_and_split_data(folder, val_split=0.2, min_length=10)
+    assert sorted(train + val) == sorted(PARAS)
+    assert "b.txt" in caplog.text and "empty" in caplog.text
+    write(folder / "a.txt", "")
+    with pytest.raises(ValueError, match="all 2 text files .* are empty"):
+        load_and_split_data(folder, min_length=10)
+    with pytest.raises(ValueError, match="is empty"):  # one file on its own must hold text
+        load_and_split_data(folder / "a.txt")

@@ -83,3 +83,41 @@ def test_fsdp_matches_single_process_and_resumes_exactly(toy, tmp_path):
     one = toy.trainable(tmp_path / "single" / "final")
     for k in one:
         torch.testing.assert_close(want[k], one[k], rtol=1e-4, atol=2e-5)
+
+
+
+def test_sharded_create_dataloaders_loader_shuffles_per_epoch_and_splits_ranks(tmp_path):
+    """Under torchrun the EpochSampler loader of create_dataloaders becomes a shuffling DistributedSampler
+    (reseeded per epoch), not a fixed order; no processes needed: the sharding takes the rank as data."""
+    import importlib.util
+
+    from torch.utils.data import DistributedSampler
+
+    from training import create_dataloaders
+    from training.distributed import DistributedContext, shard_loader
+    from training.epoch_order import epoch_batches
+
+    spec = importlib.util.spec_from_file_location("_fixtures_for_sharding", Path(__file__).with_name("data_fixtures.py"))
+    fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixtures)
+    docs = [f"document number {i} " + "abcdefgh"[: 1 + i % 8] * 6 for i in range(64)]
+    train, _ = create_dataloaders(docs, None, fixtures.ByteTokenizer(), batch_size=2, max_length=16, packing=False,
+                                  cache_dir=tmp_path)
+
+    def shard(rank: int):
+        loader = shard_loader(train, DistributedContext(world_size=2, rank=rank), seed=42)
+        assert isinstance(loader.sampler, DistributedSampler) and loader.sampler.shuffle
+        return loader
+
+    def order(rank: int, epoch: int) -> list[list[int]]:
+        return [b["input_ids"].tolist() for b in epoch_batches(shard(rank), epoch, 42, 0, None)]
+
+    first, again, second = order(0, 0), order(0, 0), order(0, 1)
+    assert first == again  # the same epoch gives the same order (exact resume)
+    assert first != second  # a new order every epoch
+    zero, one = shard(0), shard(1)
+    zero.sampler.set_epoch(3)
+    one.sampler.set_epoch(3)
+    indices = list(zero.sampler), list(one.sampler)
+    assert not set(indices[0]) & set(indices[1]) and len(indices[0]) == len(indices[1]) == len(train.dataset) // 2
+    assert indices[0] != sorted(indices[0])

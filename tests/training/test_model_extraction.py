@@ -70,3 +70,37 @@ def test_continue_training_and_vocabulary_mismatch(run_dir, tmp_path, bpe):
     other = BPETokenizer(vocab_size=280, show_progress=False).train(["some other text entirely"] * 5)
     with pytest.raises(ValueError, match=rf"{other.vocab_size}.*{bpe.vocab_size}"):
         continue_training(run_dir, data, None, epochs=1, checkpoint_dir=tmp_path / "x", tokenizer=other, **FAST)
+
+
+def test_continue_training_takes_a_loaded_model_and_a_fresh_default_dir(run_dir, tmp_path, bpe, monkeypatch):
+    import minillm
+    from training import model_extraction
+
+    model, _ = load_model_and_tokenizer(run_dir)
+
+    def no_second_load(*args, **kwargs):
+        raise AssertionError("continue_training(model=...) loaded the weights again")
+
+    monkeypatch.setattr(minillm, "load_pretrained", no_second_load)
+    monkeypatch.chdir(tmp_path)
+    data = _ids_data(bpe)
+    result = continue_training(run_dir, data, None, epochs=1, model=model, early_stopping_patience=None, **FAST)
+    assert result["model"] is model and type(result["tokenizer"]).__name__ == "BPETokenizer"
+    runs = sorted((tmp_path / "checkpoints").glob("continued-*"))
+    assert len(runs) == 1 and (runs[0] / "final").is_dir()
+    assert model_extraction.unique_run_dir(tmp_path / "checkpoints", "continued") != runs[0]  # never reused
+
+
+def test_model_alias_resolves_in_every_mode(run_dir, tmp_path, monkeypatch):
+    from training import model_extraction
+    from training.model_extraction import resolve_model_path
+
+    monkeypatch.setitem(model_extraction.MODEL_ALIASES, "smollm2", lambda: run_dir / "best")
+    assert resolve_model_path("SmolLM2") == run_dir / "best"
+    model, tokenizer = load_model_and_tokenizer("smollm2")
+    assert model.config.model_type == "decoder_only"
+    assert tokenizer is not None
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "smollm2").mkdir()  # a local folder of that name wins over the alias
+    with pytest.raises(FileNotFoundError, match="holds no model"):
+        resolve_model_path("smollm2")
