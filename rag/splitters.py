@@ -8,7 +8,8 @@ every method obey the same size rules:
 2. a piece shorter than ``min_length`` is merged into a neighbour when the result fits in ``max_length``.
 
 ``max_length`` is a hard limit; ``min_length`` is best effort (a short piece between two long ones stays, it is
-never dropped). Only a whole text shorter than ``min_length`` gives no pieces.
+never dropped). Only a whole text shorter than ``min_length`` gives no pieces. Paragraph and sentence
+boundaries come from :mod:`rag.sentences`.
 """
 
 from __future__ import annotations
@@ -16,19 +17,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-Span = tuple[int, int]
+from .sentences import Span, paragraph_spans, sentence_spans, spans_between, strip_span
+
+__all__ = [
+    "METHODS", "DocumentProcessor", "chunk_spans", "merge_short", "paragraph_spans", "semantic_spans",
+    "sentence_spans", "split_long",
+]
+
 METHODS = ("paragraph", "sentence", "chunk", "semantic", "regex")
 
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
-# Candidate sentence end: terminal punctuation, optional closing quotes/brackets, then whitespace; or a CJK stop.
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)|[。！？]+[\"'”’)\]」』]*")
-_ABBREVIATIONS = frozenset(
-    re.findall(
-        r"\S+",
-        "e.g i.e cf vs dr mr mrs ms prof st sr jr fig figs no nos vol eq eqs al approx dept est inc ltd co corp "
-        "jan feb mar apr jun jul aug sep sept oct nov dec mt ft u.s u.k ph.d a.m p.m",
-    )
-)
 _WORD = re.compile(r"[^\W_]+")
 _STOPWORDS = frozenset(
     re.findall(
@@ -38,76 +35,6 @@ _STOPWORDS = frozenset(
         "no can do does did also than more most such",
     )
 )
-
-
-def _strip(text: str, start: int, end: int) -> Span | None:
-    """Shrink ``[start, end)`` to exclude surrounding whitespace; None when nothing is left.
-
-    >>> _strip("  ab  ", 0, 6)
-    (2, 4)
-    """
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return (start, end) if end > start else None
-
-
-def _between(text: str, breaks: list[Span], start: int = 0, end: int | None = None) -> list[Span]:
-    """Stripped spans of ``text[start:end]`` between the separator spans ``breaks``."""
-    end = len(text) if end is None else end
-    spans, cursor = [], start
-    for b_start, b_end in breaks + [(end, end)]:
-        span = _strip(text, cursor, b_start)
-        if span:
-            spans.append(span)
-        cursor = b_end
-    return spans
-
-
-def paragraph_spans(text: str, start: int = 0, end: int | None = None) -> list[Span]:
-    """Spans of blank-line separated paragraphs.
-
-    >>> t = "one\\n\\n  two\\nstill two\\n\\n\\nthree"
-    >>> [t[a:b] for a, b in paragraph_spans(t)]
-    ['one', 'two\\nstill two', 'three']
-    """
-    end = len(text) if end is None else end
-    breaks = [m.span() for m in _PARAGRAPH_BREAK.finditer(text, start, end)]
-    return _between(text, breaks, start, end)
-
-
-def _is_abbreviation(text: str, dot: int) -> bool:
-    """True when the '.' at ``dot`` ends an abbreviation or an initial rather than a sentence."""
-    word_start = dot
-    while word_start > 0 and (text[word_start - 1].isalpha() or text[word_start - 1] == "."):
-        word_start -= 1
-    word = text[word_start:dot].lower()
-    return word in _ABBREVIATIONS or (len(word) == 1 and text[word_start].isupper())
-
-
-def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[Span]:
-    """Spans of sentences; blank lines always end one. Abbreviations, initials and decimals do not.
-
-    >>> t = "Dr. Smith paid 3.50 dollars, e.g. for tea. It rained! Did it? Yes."
-    >>> [t[a:b] for a, b in sentence_spans(t)]
-    ['Dr. Smith paid 3.50 dollars, e.g. for tea.', 'It rained!', 'Did it?', 'Yes.']
-    """
-    spans: list[Span] = []
-    for p_start, p_end in paragraph_spans(text, start, end):
-        breaks = []
-        for match in _SENTENCE_END.finditer(text, p_start, p_end):
-            stop = match.end()
-            nxt = _strip(text, stop, p_end)
-            if nxt is None:
-                continue
-            if text[nxt[0]].islower():
-                continue
-            if match.group().rstrip("\"'”’)]") == "." and _is_abbreviation(text, match.start()):
-                continue
-            breaks.append((stop, nxt[0]))
-        spans += _between(text, breaks, p_start, p_end)
-    return spans
 
 
 def _wrap(text: str, span: Span, max_length: int) -> list[Span]:
@@ -125,10 +52,10 @@ def _wrap(text: str, span: Span, max_length: int) -> list[Span]:
             cut -= 1
         if cut == start:  # one word longer than max_length: cut inside it
             cut = limit
-        piece = _strip(text, start, cut)
+        piece = strip_span(text, start, cut)
         if piece:
             pieces.append(piece)
-        rest = _strip(text, cut, end)
+        rest = strip_span(text, cut, end)
         if rest is None:
             return pieces
         start = rest[0]
@@ -235,7 +162,7 @@ def _regex_spans(text: str, pattern: str | re.Pattern | None) -> list[Span]:
         compiled = re.compile(pattern) if isinstance(pattern, str) else pattern
     except re.error as exc:
         raise ValueError(f"pattern={pattern!r} is not a valid regular expression ({exc})") from None
-    return _between(text, [m.span() for m in compiled.finditer(text) if m.end() > m.start()])
+    return spans_between(text, [m.span() for m in compiled.finditer(text) if m.end() > m.start()])
 
 
 def chunk_spans(text: str, chunk_size: int, overlap: int = 0) -> list[Span]:
@@ -246,7 +173,7 @@ def chunk_spans(text: str, chunk_size: int, overlap: int = 0) -> list[Span]:
     >>> [t[a:b] for a, b in chunk_spans(t, 10, overlap=4)]
     ['one two', 'two three', 'three four', 'four five']
     """
-    whole = _strip(text, 0, len(text))
+    whole = strip_span(text, 0, len(text))
     if whole is None:
         return []
     spans, start, end = [], whole[0], whole[1]
@@ -255,7 +182,7 @@ def chunk_spans(text: str, chunk_size: int, overlap: int = 0) -> list[Span]:
         spans.append(piece)
         if piece[1] >= end:
             return spans
-        start = _strip(text, piece[1], end)[0]
+        start = strip_span(text, piece[1], end)[0]
         if overlap:
             # the last word start at or before piece_end - overlap (after the piece's own start), else the next
             aim = max(piece[1] - overlap, piece[0] + 1)
@@ -309,8 +236,8 @@ class DocumentProcessor:
         options = {**self.options, **options}
         _validate(method, min_length, max_length)
         if not isinstance(text, str):
-            raise TypeError(f"text must be a str; got {type(text).__name__}")
-        whole = _strip(text, 0, len(text))
+            raise ValueError(f"text must be a str; got {type(text).__name__}")  # noqa: TRY004 (user input)
+        whole = strip_span(text, 0, len(text))
         if whole is None or whole[1] - whole[0] < min_length:
             return []
         if method == "paragraph":

@@ -183,3 +183,19 @@ def test_properties_every_method_keeps_words_and_obeys_max(text, method, min_len
     assert all(0 < len(p) <= max_length and p == p.strip() for p in pieces)
     if len(text.strip()) >= min_length and method != "regex":
         assert "".join(words(pieces)) == "".join(text.split())
+
+
+def test_text_that_is_not_a_str_is_a_value_error():
+    with pytest.raises(ValueError, match="text must be a str; got bytes"):
+        SPLIT(b"some bytes", method="sentence")
+
+
+def test_docstring_examples_of_both_modules_hold():
+    import doctest
+
+    import rag.sentences
+    import rag.splitters
+
+    for module in (rag.sentences, rag.splitters):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
