@@ -42,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
     device = str(resolve_device(args.device, DistributedContext()))  # "auto" -> cuda/mps/cpu; a bad name: ValueError
     model_path = args.model_path
     if model_path is None:
-        model_path = newest_run(Path(args.checkpoints_root)) or "smollm2"
+        model_path = newest_run(Path(args.checkpoints_root), with_model=True) or "smollm2"
         print(f"[using {model_path}]", file=sys.stderr)
     model, tokenizer = load_model_and_tokenizer(str(model_path), tokenizer_path=args.tokenizer_path, device=device)
     if tokenizer is None:

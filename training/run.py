@@ -112,9 +112,12 @@ def resume_settings(resume: Any, checkpoint_dir: str | None) -> tuple[dict[str, 
     return settings, checkpoint
 
 
-def newest_run(root: Path) -> Path | None:
-    """The most recently modified run directory (one holding run_config.json) under ``root``."""
+def newest_run(root: Path, with_model: bool = False) -> Path | None:
+    """The most recently modified run directory (one holding run_config.json) under ``root``; with
+    ``with_model``, only runs that saved a model (a checkpoint, best/ or final/), not failed starts."""
     runs = [p for p in root.glob(f"*/{RUN_CONFIG}")] if root.is_dir() else []
+    if with_model:
+        runs = [p for p in runs if _has_saved_model(p.parent)]
     return max(runs, key=lambda p: p.stat().st_mtime).parent if runs else None
 
 

@@ -66,3 +66,18 @@ def test_tokenizer_sample_budget_counts_utf8_bytes():
 
     assert list(_sample(["ééé", "b"], 4)) == ["ééé"]  # 6 bytes, 3 characters: the budget is spent
     assert list(_sample(["abc", "d", "e"], 4)) == ["abc", "d"]
+
+
+def test_newest_run_with_model_skips_failed_starts(tmp_path):
+    import os
+
+    from training.run import RUN_CONFIG, newest_run
+
+    done, failed = tmp_path / "done", tmp_path / "failed"
+    for run in (done, failed):
+        run.mkdir()
+        (run / RUN_CONFIG).write_text("{}")
+    (done / "final").mkdir()
+    os.utime(failed / RUN_CONFIG, (2e9, 2e9))  # the failed start is the newest
+    assert newest_run(tmp_path) == failed  # what --resume looks at (it then says there is no checkpoint yet)
+    assert newest_run(tmp_path, with_model=True) == done  # what generate picks
