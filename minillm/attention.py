@@ -40,6 +40,7 @@ class KVCache:
         return keys[:, :, :end], values[:, :, :end]
 
     def advance(self, steps: int) -> None:
+        """Mark ``steps`` more positions as filled; the model calls it once per forward, after every layer."""
         self.length += steps
 
 

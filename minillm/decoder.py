@@ -40,7 +40,17 @@ class DecoderLayer(nn.Module):
         self.mlp = GatedMLP(config.d_model, config.d_ff, config.hidden_act, bias=config.mlp_bias)
         self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
 
-    def forward(self, x, attn_mask, is_causal, rotary, cache, layer_idx) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        is_causal: bool,
+        rotary: tuple[torch.Tensor, torch.Tensor],
+        cache: KVCache | None,
+        layer_idx: int,
+    ) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C). ``attn_mask`` (B|1, 1, T, S) bool, True = attend, or None with ``is_causal``;
+        ``rotary`` is (cos, sin) (B, T, hd); ``cache`` stores this layer's keys/values at ``layer_idx``."""
         h = self.self_attn(
             self.input_layernorm(x), attn_mask=attn_mask, is_causal=is_causal, rotary=rotary, cache=cache,
             layer_idx=layer_idx,

@@ -66,6 +66,11 @@ class T5Block(nn.Module):
         cache: KVCache | None = None,
         layer_idx: int = 0,
     ) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C): self-attention, cross-attention to ``source`` (B, S, C) in the decoder, FF.
+
+        ``self_mask`` is additive (position bias plus -inf where masked); ``cross_mask`` (B, 1, 1, S) is True
+        where ``source`` is real; ``cache`` holds this layer's keys at ``layer_idx`` while decoding.
+        """
         h = self.self_attn(self.self_attn_norm(x), attn_mask=self_mask, cache=cache, layer_idx=layer_idx)
         x = x + self.dropout(h)
         if self.cross_attn is not None:
@@ -90,7 +95,15 @@ class T5Stack(nn.Module):
         self.final_norm = RMSNorm(config.d_model, config.norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, self_mask, source=None, cross_mask=None, cache=None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        self_mask: torch.Tensor,
+        source: torch.Tensor | None = None,
+        cross_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """Embedded tokens x (B, T, C) -> final-normed hidden states (B, T, C); see :meth:`T5Block.forward`."""
         x = self.dropout(x)
         for i, layer in enumerate(self.layers):
             x = layer(x, self_mask, source, cross_mask, cache, i)

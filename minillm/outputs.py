@@ -21,4 +21,5 @@ class ModelOutput:
         return getattr(self, key)
 
     def keys(self) -> list[str]:
+        """The names of the fields that are set (not None), as ``dict.keys`` of a transformers output."""
         return [k for k in ("loss", "logits", "hidden_states", "encoder_last_hidden_state") if getattr(self, k) is not None]
