@@ -58,3 +58,17 @@ def test_outputs_get_usual_permissions(tmp_path):
         os.umask(mask)
     assert folder.stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "f.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_save_pretrained_refuses_a_run_folder(tmp_path):
+    from minillm import DecoderOnlyModel
+
+    model = DecoderOnlyModel({"model_type": "decoder_only", "vocab_size": 40, "d_model": 32, "num_heads": 2,
+                              "num_layers": 1, "max_seq_len": 16})
+    run = tmp_path / "run"
+    model.save_pretrained(run / "best")
+    (run / "metrics.jsonl").write_text("{}\n")
+    with pytest.raises(ValueError, match="is not a model directory"):
+        model.save_pretrained(run)  # e.g. extract --output_path pointing at the run folder itself
+    assert (run / "best" / "config.json").is_file() and (run / "metrics.jsonl").is_file()
+    model.save_pretrained(run / "best")  # replacing our own model directory still works
