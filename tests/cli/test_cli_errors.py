@@ -106,11 +106,15 @@ def test_resume_with_nothing_to_resume(tmp_path, capsys):
 
 
 def test_existing_run_dir_needs_resume_or_overwrite(tmp_path, capsys):
-    (tmp_path / "r").mkdir()
-    (tmp_path / "r" / "something").write_text("x")
+    (tmp_path / "r" / "best").mkdir(parents=True)  # a previous run that saved a model
+    (tmp_path / "r" / "run_config.json").write_text("{}")
     data = write_corpus(tmp_path / "d.txt")
     code, err = run(["train", "--data_path", str(data), "--checkpoint_dir", str(tmp_path / "r")], capsys)
     assert_one_line_error(code, err, "--resume", "--overwrite")
+    (tmp_path / "other").mkdir()  # a folder that is not a run: never ours to replace
+    (tmp_path / "other" / "something").write_text("x")
+    code, err = run(["train", "--data_path", str(data), "--checkpoint_dir", str(tmp_path / "other")], capsys)
+    assert_one_line_error(code, err, "not a previous run", "new or empty directory")
 
 
 def test_generate_with_missing_model(tmp_path, capsys):
