@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -47,6 +48,18 @@ def test_two_process_ddp_matches_single_process(toy, tmp_path):
     records = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r.get("event") == "eval"] == [12, 24]
     assert [r["step"] for r in records if "loss" in r] == [10, 20, 24]
+
+
+@pytest.mark.slow
+def test_ddp_with_batches_without_label_tokens(tmp_path):
+    """Rank 1's first micro-batch has no label token (it still joins the gradient all-reduce, with zero), and in
+    the second step no rank has one (no rank steps): no hang, no NaN, one step fewer per epoch."""
+    proc = _torchrun(tmp_path / "ddp", "--batch-size", "2", *COMMON, "--unlabelled", "1,3,4,5,6,7")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    result = json.loads((tmp_path / "ddp" / "result.json").read_text())
+    assert result["global_step"] == 22  # 12 windows per epoch, one without labels anywhere
+    assert all(math.isfinite(h["train_loss"]) and math.isfinite(h["val_loss"]) for h in result["history"])
 
 
 def _torchrun(directory: Path, *args: str) -> subprocess.Popen:

@@ -51,6 +51,22 @@ class Pattern(Dataset):
         return {"input_ids": self.ids[i], "labels": self.ids[i]}
 
 
+class Unlabelled(Dataset):
+    """``data`` with every label of the rows in ``rows`` set to -100 (nothing to learn there)."""
+
+    def __init__(self, data: Dataset, rows: set[int]) -> None:
+        self.data, self.rows = data, rows
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        row = dict(self.data[i])
+        if i in self.rows:
+            row["labels"] = torch.full_like(row["labels"], -100)
+        return row
+
+
 def loaders(n_train: int = 64, n_val: int = 16, batch_size: int = 8, shuffle: bool = True, data=RandomTokens):
     """(train, val) DataLoaders over fixed data."""
     return (DataLoader(data(n_train, seed=1), batch_size=batch_size, shuffle=shuffle),

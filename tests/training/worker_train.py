@@ -29,11 +29,15 @@ def main() -> None:
     parser.add_argument("--save-every", type=int, default=3)
     parser.add_argument("--fsdp", action="store_true")
     parser.add_argument("--resume-from", default=None)
+    parser.add_argument("--unlabelled", default="", help="comma-separated train rows whose labels are all -100")
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
     model = toy.tiny_model(dropout=args.dropout)
-    train = DataLoader(toy.RandomTokens(48, seed=1), batch_size=args.batch_size, shuffle=bool(args.shuffle))
+    rows = toy.RandomTokens(48, seed=1)
+    if args.unlabelled:
+        rows = toy.Unlabelled(rows, {int(i) for i in args.unlabelled.split(",")})
+    train = DataLoader(rows, batch_size=args.batch_size, shuffle=bool(args.shuffle))
     val = DataLoader(toy.RandomTokens(16, seed=2), batch_size=8)
     trainer = Trainer(model=model, train_dataloader=train, val_dataloader=val, learning_rate=3e-3,
                       checkpoint_dir=args.checkpoint_dir, device="cpu", early_stopping_patience=None,
