@@ -183,7 +183,3 @@ class DecoderOnlyModel(GenerationMixin, PretrainedMixin, nn.Module):
             return self(new_ids, attention_mask=mask, cache=cache, last_only=True, head_t=head_t).logits[:, -1]
 
         return step, input_ids, input_ids
-
-    def generation_prefix(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """``generate`` returns the prompt followed by the new tokens."""
-        return input_ids

@@ -181,8 +181,8 @@ class GenerationMixin:
     """``stream`` and ``generate`` for a model family, in transformers' calling convention.
 
     A family supplies :meth:`prepare_generation`, returning ``(step, first_input, history)`` for
-    :func:`generate_stream`, and :meth:`generation_prefix`, the ids ``generate`` puts before the new tokens (the
-    prompt for a decoder, the start token for an encoder-decoder). The mixin resolves the settings against
+    :func:`generate_stream`; an encoder-decoder also overrides :meth:`generation_prefix`, the ids ``generate``
+    puts before the new tokens (the prompt by default, the decoder start token there). The mixin resolves the settings against
     ``config`` and ``generation_config``, switches to eval mode while generating and restores the mode after.
     """
 
@@ -196,8 +196,8 @@ class GenerationMixin:
         raise NotImplementedError
 
     def generation_prefix(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """What :meth:`generate` returns before the generated tokens (B, L)."""
-        raise NotImplementedError
+        """What :meth:`generate` returns before the generated tokens (B, L): the prompt, unless overridden."""
+        return input_ids
 
     def _generation_device(self) -> torch.device:
         return self.get_input_embeddings().weight.device  # type: ignore[attr-defined]
