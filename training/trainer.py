@@ -399,9 +399,16 @@ class Trainer:
             rotate_checkpoints(self.checkpoint_dir, self.options.save_total_limit)
 
     def _claim_fresh_start(self) -> None:
+        """Rank 0 checks (and with overwrite_output_dir clears) checkpoint_dir; every rank raises if it refuses."""
+        error = None
         if self.dist.is_main:
-            claim_for_fresh_run(self.checkpoint_dir, self.options.overwrite_output_dir)
-        barrier(self.dist)
+            try:
+                claim_for_fresh_run(self.checkpoint_dir, self.options.overwrite_output_dir)
+            except ValueError as exc:
+                error = exc
+        if all_reduce_sums([float(error is not None)], self.device, self.dist)[0] > 0:  # also the barrier
+            raise error or ValueError(f"checkpoint_dir {str(self.checkpoint_dir)!r} already holds checkpoints "
+                                      "of another run (see rank 0's error)")
 
     def _resume(self, source: str | os.PathLike | bool) -> None:
         path = find_latest_checkpoint(self.checkpoint_dir) if source is True else Path(source)
