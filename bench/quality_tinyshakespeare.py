@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--dropout", type=float, default=0.2)
     parser.add_argument("--eval_every", type=int, default=100)
+    parser.add_argument("--mixed_precision", default=None, choices=["bf16"], help="bf16 autocast (CPU: ~1.8x faster)")
     parser.add_argument("--checkpoint_dir", default="/tmp/minillm-quality")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     args = parser.parse_args()
@@ -102,7 +103,8 @@ def main() -> None:
                       checkpoint_dir=args.checkpoint_dir, device="cpu", early_stopping_patience=4,
                       weight_decay=0.1, warmup_steps=min(100, steps // 10), lr_scheduler="cosine",
                       min_lr_ratio=0.1, max_steps=steps, eval_every=args.eval_every, save_every=args.eval_every,
-                      max_minutes=args.minutes, save_total_limit=1, plot=True)
+                      max_minutes=args.minutes, save_total_limit=1, plot=True, tokenizer=tokenizer,
+                      mixed_precision=args.mixed_precision)
     start = time.perf_counter()
     result = trainer.train(epochs=1000)
     minutes = (time.perf_counter() - start) / 60
@@ -116,8 +118,8 @@ def main() -> None:
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
     }
     sample = best.generate(torch.tensor([tokenizer.encode("ROMEO:", add_special_tokens=False)]),
-                           max_new_tokens=60, do_sample=True, temperature=0.8, top_k=50, seed=0)
-    figures["sample"] = tokenizer.decode(sample[0].tolist())
+                           max_new_tokens=80, do_sample=True, temperature=0.8, top_k=50, seed=0, eos_token_id=[])
+    figures["sample"] = tokenizer.decode(sample[0].tolist(), skip_special_tokens=True)
     print(json.dumps(figures, indent=2))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
