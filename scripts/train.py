@@ -23,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "eval_steps": 100, "seed": 42, "device": "auto", "checkpoint_dir": None, "early_stopping_patience": 3,
     "early_stopping_min_delta": 0.0, "val_split": 0.1, "split_method": "paragraph", "tokenizer_path": None,
     "tokenizer_sample_bytes": 20_000_000, "encoding_errors": "strict", "max_minutes": None,
-    "gradient_accumulation_steps": 1, "mixed_precision": None, "overwrite": False,
+    "gradient_accumulation_steps": 1, "mixed_precision": "auto", "overwrite": False,
 }
 PRESET_FOR = {"decoder_only": "tiny", "encoder_only": "bert-tiny", "encoder_decoder": "t5-tiny"}
 
@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "warmup_steps", "linear warm-up steps [100]", type=int)
     add_flag(parser, "weight_decay", "AdamW weight decay on 2-D weights [0.1]", type=float)
     add_flag(parser, "gradient_accumulation_steps", "micro-batches per step [1]", type=int)
-    add_flag(parser, "mixed_precision", "bf16 or fp16 where the device supports it", choices=["bf16", "fp16"])
+    add_flag(parser, "mixed_precision", "auto (bf16 where the hardware runs it natively), bf16, fp16 or no [auto]",
+             choices=["auto", "bf16", "fp16", "no"])
     add_flag(parser, "save_steps", "save a checkpoint every N steps (default: at each evaluation)", type=int)
     add_flag(parser, "eval_steps", "evaluate every N steps [100]; 0 = once per epoch", type=int)
     add_flag(parser, "seed", "random seed [42]", type=int)

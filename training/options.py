@@ -8,7 +8,7 @@ from typing import Any
 
 from .schedules import validate_schedule
 
-MIXED_PRECISION = (None, "no", "bf16", "fp16")
+MIXED_PRECISION = (None, "no", "auto", "bf16", "fp16")
 
 
 @dataclass
@@ -21,7 +21,8 @@ class TrainerOptions:
       ``min_lr_ratio`` [0.0] floor of the decaying schedules (see :mod:`training.schedules`).
     - ``gradient_accumulation_steps`` [1] micro-batches per optimizer update.
     - ``max_grad_norm`` [1.0] gradient clipping; None or 0 turns it off.
-    - ``mixed_precision`` [None] "bf16" (CUDA with bf16 support, CPU, MPS) or "fp16" (CUDA, with a grad scaler).
+    - ``mixed_precision`` [None] "bf16" (CUDA with bf16 support, CPU, MPS), "fp16" (CUDA, with a grad scaler) or
+      "auto" (bf16 where the hardware runs it natively, else full precision).
     - ``gradient_checkpointing`` [False] calls ``model.gradient_checkpointing_enable()``.
     - ``eval_every`` / ``save_every`` [None = at the end of every epoch] in optimizer updates;
       ``log_every`` [10] updates between metric records and progress-bar refreshes.
@@ -79,7 +80,7 @@ class TrainerOptions:
         if self.max_grad_norm is not None and self.max_grad_norm < 0:
             raise ValueError(f"max_grad_norm must be >= 0 or None, got {self.max_grad_norm!r}")
         if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"mixed_precision {self.mixed_precision!r} is unknown; use None, 'bf16' or 'fp16'")
+            raise ValueError(f"mixed_precision {self.mixed_precision!r} is unknown; use None, 'auto', 'bf16' or 'fp16'")
         if self.mixed_precision == "no":
             self.mixed_precision = None
 
