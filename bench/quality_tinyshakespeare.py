@@ -47,7 +47,7 @@ def bits_per_char(model, ids: list[int], chars: int, window: int) -> tuple[float
     return total_nats / chars / math.log(2), total_nats / scored
 
 
-def planned_steps(model, loader, minutes: float) -> int:
+def planned_steps(model, loader, minutes: float, bf16: bool) -> int:
     """Optimizer steps that fit the budget (timed on a copy), so the cosine schedule ends when time does."""
     import copy
 
@@ -57,7 +57,9 @@ def planned_steps(model, loader, minutes: float) -> int:
     times = []
     for _ in range(4):
         start = time.perf_counter()
-        probe(**next(batches)).loss.backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = probe(**next(batches)).loss
+        loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - start)
@@ -98,7 +100,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = DecoderOnlyModel(config)
     params = sum(p.numel() for p in model.parameters())
-    steps = planned_steps(model, train_loader, args.minutes)
+    steps = planned_steps(model, train_loader, args.minutes, args.mixed_precision == "bf16")
     trainer = Trainer(model=model, train_dataloader=train_loader, val_dataloader=val_loader, learning_rate=args.lr,
                       checkpoint_dir=args.checkpoint_dir, device="cpu", early_stopping_patience=4,
                       weight_decay=0.1, warmup_steps=min(100, steps // 10), lr_scheduler="cosine",
@@ -115,6 +117,7 @@ def main() -> None:
         "steps": result["global_step"], "early_stopped": result["early_stopped"],
         "best_val_loss_per_token": round(result["best_val_loss"], 4), "val_nats_per_token": round(nats_per_token, 4),
         "val_chars_per_token": round(len(val_text) / len(val_ids), 3), "val_bits_per_char": round(bpc, 4),
+        "mixed_precision": args.mixed_precision or "fp32",
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
     }
     sample = best.generate(torch.tensor([tokenizer.encode("ROMEO:", add_special_tokens=False)]),
