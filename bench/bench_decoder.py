@@ -28,11 +28,12 @@ def machine() -> str:
 def train_models():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from minillm import DecoderOnlyModel
+    from minillm import DecoderOnlyModel, ModelConfig
 
     torch.manual_seed(0)
-    ours = DecoderOnlyModel(dict(model_type="decoder_only", vocab_size=8192, d_model=384, num_heads=6, num_layers=6,
-                                 max_seq_len=256, tie_word_embeddings=False))
+    config = ModelConfig(vocab_size=8192, d_model=384, num_heads=6, num_layers=6, max_seq_len=256,
+                         tie_word_embeddings=False)
+    ours = DecoderOnlyModel(config)
     hf_config = LlamaConfig(vocab_size=8192, hidden_size=384, intermediate_size=ours.config.d_ff,
                             num_hidden_layers=6, num_attention_heads=6, num_key_value_heads=6,
                             max_position_embeddings=256, tie_word_embeddings=False)
