@@ -41,6 +41,8 @@ class Run:
 
 def prepare_run(settings: dict[str, Any], fresh: bool) -> Run:
     """Build tokenizer, dataloaders, model and Trainer. ``fresh`` starts a new run in ``checkpoint_dir``."""
+    import torch
+
     from minillm import ModelConfig
     from minillm.checkpoint import FAMILIES
 
@@ -69,6 +71,7 @@ def prepare_run(settings: dict[str, Any], fresh: bool) -> Run:
         train, val, tokenizer, batch_size=settings["batch_size"], max_length=settings["max_seq_len"],
         model_type=settings["model_type"], seed=settings["seed"],
     )
+    torch.manual_seed(settings["seed"])  # the same --seed gives the same initial weights
     model = FAMILIES[config.model_type](config)
     eval_every = settings["eval_steps"] or None
     trainer = Trainer(
