@@ -35,11 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from training.distributed import DistributedContext, resolve_device
+    from minillm.devices import resolve_device
     from training.model_extraction import load_model_and_tokenizer
     from training.run import newest_run
 
-    device = str(resolve_device(args.device, DistributedContext()))  # "auto" -> cuda/mps/cpu; a bad name: ValueError
+    device = str(resolve_device(args.device))  # "auto" -> cuda/mps/cpu; a bad name: ValueError
     model_path = args.model_path
     if model_path is None:
         model_path = newest_run(Path(args.checkpoints_root), with_model=True) or "smollm2"

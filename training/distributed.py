@@ -21,6 +21,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
 
+from minillm.devices import resolve_device as resolve_user_device
+
 logger = logging.getLogger(__name__)
 
 
@@ -54,29 +56,13 @@ def init_distributed(device_kind: str) -> DistributedContext:
 
 
 def resolve_device(device: str | torch.device, ctx: DistributedContext) -> torch.device:
-    """``"auto"`` picks cuda (this rank's GPU), then mps, then cpu; an unavailable device is an error."""
-    name = str(device)
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    kind = name.split(":")[0]
-    if kind not in ("cuda", "mps", "cpu"):
-        raise ValueError(f"device {device!r} is unknown; use 'cuda', 'mps', 'cpu' or 'auto'")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available; use 'cpu' or 'auto'")
-    if kind == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {device!r} was asked for but MPS is not available; use 'cpu' or 'auto'")
-    if kind == "cuda" and ctx.enabled and name == "cuda":
-        name = f"cuda:{ctx.local_rank}"
-    try:
-        resolved = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"device {device!r} is not a valid device name; use 'cuda', 'cuda:N', 'mps', 'cpu' or 'auto'") from None
+    """:func:`minillm.devices.resolve_device` (``"auto"``, validation), then under torchrun a bare ``"cuda"``
+    means this rank's GPU."""
+    resolved = resolve_user_device(device)
     if resolved.type == "cuda":
         if resolved.index is None:  # "cuda" -> "cuda:N", so it compares equal to the parameters' device
-            resolved = torch.device("cuda", torch.cuda.current_device())
-        if resolved.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s) "
-                             f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
+            index = ctx.local_rank if ctx.enabled else torch.cuda.current_device()
+            resolved = torch.device("cuda", index)
         torch.cuda.set_device(resolved)
     return resolved
 
