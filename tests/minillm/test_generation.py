@@ -136,3 +136,18 @@ def test_families_share_one_generation_interface():
     assert out.shape == (1, 5) and int(out[0, 0]) == seq2seq.decoder_start_token_id
     assert seq2seq.training  # mode restored
     assert torch.equal(torch.stack(list(seq2seq.stream([[5, 6, 7]], max_new_tokens=4)), 1), out[:, 1:])
+
+
+def test_training_works_after_generation():
+    torch.manual_seed(0)
+    m = DecoderOnlyModel(dict(model_type="decoder_only", vocab_size=50, d_model=32, num_heads=2, num_layers=1,
+                              max_seq_len=32))
+    before = m(input_ids=torch.tensor([[1, 2, 3, 4]])).logits
+    m.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=3)  # switches the weights to the decoding layout
+    after = m(input_ids=torch.tensor([[1, 2, 3, 4]])).logits
+    torch.testing.assert_close(before, after, rtol=0, atol=1e-6)  # same values, other memory layout
+    m.train()
+    ids = torch.randint(0, 50, (2, 8))
+    m(input_ids=ids, labels=ids).loss.backward()
+    torch.optim.AdamW(m.parameters()).step()
+    assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
