@@ -84,3 +84,12 @@ def test_resume_reaches_the_uninterrupted_weights_and_finished_runs_say_so(train
     assert all(torch.equal(expected[k], got[k]) for k in expected)
     again = run_cli("train", "--resume", "--checkpoint_dir", "interrupted", cwd=work)
     assert again.returncode == 0 and "already finished" in again.stdout
+
+
+def test_quickstart_trains_on_the_shipped_sample_then_generates(tmp_path):
+    result = run_cli("quickstart", "--max_minutes", "0.1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = list((tmp_path / "checkpoints").glob("quickstart-*"))
+    assert len(runs) == 1 and (runs[0] / "best" / "model.safetensors").is_file()
+    assert "tinyshakespeare.txt" in result.stderr  # the shipped sample was used
+    assert "--- sample from" in result.stdout and result.stdout.rstrip().split("---")[-1].strip().startswith("ROMEO:")
