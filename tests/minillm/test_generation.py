@@ -140,8 +140,8 @@ def test_families_share_one_generation_interface():
 
 def test_training_works_after_generation():
     torch.manual_seed(0)
-    m = DecoderOnlyModel(dict(model_type="decoder_only", vocab_size=50, d_model=32, num_heads=2, num_layers=1,
-                              max_seq_len=32))
+    m = DecoderOnlyModel({"model_type": "decoder_only", "vocab_size": 50, "d_model": 32, "num_heads": 2,
+                          "num_layers": 1, "max_seq_len": 32})
     before = m(input_ids=torch.tensor([[1, 2, 3, 4]])).logits
     m.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=3)  # switches the weights to the decoding layout
     after = m(input_ids=torch.tensor([[1, 2, 3, 4]])).logits
