@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from training import create_dataloaders
 
+from . import data_fixtures as F
 
-def _fixtures():
-    name = "training_data_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("data_fixtures.py"))
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-F = _fixtures()
 byte_tok, bpe_tokenizer, cache = F.byte_tok, F.bpe_tokenizer, F.cache
 EOS = 256
 DOCS = [f"doc {i}: " + "abcdefghij"[: 1 + i % 10] * (1 + i % 4) for i in range(40)]

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,17 +17,8 @@ from training.data_span_corruption import (
     sentinel_tokens,
 )
 
+from . import data_fixtures as F
 
-def _fixtures():
-    name = "training_data_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("data_fixtures.py"))
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-F = _fixtures()
 byte_tok, cache = F.byte_tok, F.cache
 SENTINELS = list(range(1000, 1032))
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
-import sys
 import tracemalloc
 from pathlib import Path
 
@@ -15,17 +13,8 @@ import torch
 
 from training.data_windows import TokenFileDataset
 
+from . import data_fixtures as F
 
-def _fixtures():
-    name = "training_data_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("data_fixtures.py"))
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-F = _fixtures()
 byte_tok, bpe_tokenizer, cache = F.byte_tok, F.bpe_tokenizer, F.cache
 EOS = 256
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()  # noqa: SIM905
