@@ -6,6 +6,7 @@ checkpoint maps onto ours one to one (see ``convert/llama.py``) and ours opens i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -16,6 +17,7 @@ from .attention import Attention, KVCache, padding_and_causal_mask
 from .checkpoint import PretrainedMixin, register_family
 from .config import ModelConfig, coerce_config
 from .convert import llama as llama_convert
+from .decoding import DecodeStep, decode_matmul, prepare_decoding_weights
 from .generation import GenerationMixin, GenerationSettings, StepFn
 from .layers import GatedMLP, RMSNorm, RotaryEmbedding
 from .losses import causal_lm_loss
@@ -119,14 +121,14 @@ class DecoderOnlyModel(GenerationMixin, PretrainedMixin, nn.Module):
         segment_ids: torch.Tensor | None = None,
         cache: KVCache | None = None,
         last_only: bool = False,
-        head_t: torch.Tensor | None = None,
+        head: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> ModelOutput:
         """input_ids (B, T) -> logits (B, T, V).
 
         ``attention_mask`` (B, past+T) marks real tokens (1) and padding (0), left or right; ``segment_ids`` (B, T)
         separates packed documents; ``cache`` continues from stored keys; ``last_only`` computes the head for
-        the last position only (generation); ``head_t`` is the output head transposed to (C, V), contiguous,
-        which makes the one-row product of decoding about twice as fast on CPU.
+        the last position only (generation); ``head`` replaces ``lm_head`` by a function of the hidden states
+        (N, C) -> (N, V), such as the faster one-row product of :func:`~minillm.decoding.decode_matmul`.
         """
         B, T = input_ids.shape
         past = cache.length if cache is not None else 0
@@ -145,7 +147,10 @@ class DecoderOnlyModel(GenerationMixin, PretrainedMixin, nn.Module):
             cache.advance(T)
         x = self.model.norm(x)
         x = x[:, -1:] if last_only else x
-        logits = x @ head_t if head_t is not None else self.lm_head(x)  # (B, T|1, V)
+        if head is not None:
+            logits = head(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:2], -1)  # (B, T|1, V)
+        else:
+            logits = self.lm_head(x)  # (B, T|1, V)
         loss = causal_lm_loss(logits, labels) if labels is not None else None
         return ModelOutput(logits=logits, loss=loss)
 
@@ -165,36 +170,26 @@ class DecoderOnlyModel(GenerationMixin, PretrainedMixin, nn.Module):
         return torch.arange(past, past + T, device=device).expand(B, T)
 
     # ----------------------------------------------------------------- generation
-    def use_decoding_layout(self) -> None:
-        """Store the blocks' linear weights column-major (the transposed matrix contiguous) on CPU.
-
-        Values and shapes are unchanged; a one-row product ``x @ W.T`` then reads the weight in memory order,
-        which is what token-by-token decoding is bound by (SmolLM2 on 2 cores: 14 -> 18 tokens/s). Done once, by
-        the first generation; training afterwards works as before (the new storage is made outside inference
-        mode, so autograd accepts it).
-        """
-        with torch.inference_mode(False), torch.no_grad():
-            for module in self.model.layers.modules():
-                weight = getattr(module, "weight", None)
-                if isinstance(module, nn.Linear) and weight.device.type == "cpu" and weight.is_contiguous():
-                    module.weight.data = weight.data.t().contiguous().t()
-
     def prepare_generation(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, settings: GenerationSettings
     ) -> tuple[StepFn, torch.Tensor, torch.Tensor]:
-        """The step consumes the prompt, then one token at a time, with a KV cache and the growing mask."""
-        B, T = input_ids.shape
+        """The first step runs the prompt through the model into a KV cache; each later step is a
+        :class:`~minillm.decoding.DecodeStep` (fused projections, one token per row)."""
+        T = input_ids.shape[1]
         cache = KVCache(self.config.num_layers, T + settings.max_new_tokens)
         mask = attention_mask
         if mask is not None and bool(mask.all()):
             mask = None
-        self.use_decoding_layout()
-        head_t = self.lm_head.weight.detach().t().contiguous()  # (C, V): a row-vector product reads it in order
+        layers = prepare_decoding_weights(self)  # fuses q/k/v and gate/up once, outside inference mode
+        head = decode_matmul(self.lm_head.weight.detach())
+        decode: DecodeStep | None = None
 
         def step(new_ids: torch.Tensor) -> torch.Tensor:
-            nonlocal mask
-            if mask is not None and cache.length:
-                mask = torch.cat([mask, mask.new_ones(B, new_ids.shape[1])], dim=1)
-            return self(new_ids, attention_mask=mask, cache=cache, last_only=True, head_t=head_t).logits[:, -1]
+            nonlocal decode
+            if decode is None:
+                logits = self(new_ids, attention_mask=mask, cache=cache, last_only=True, head=head).logits
+                decode = DecodeStep(self, layers, cache, mask, head)
+                return logits[:, -1]
+            return decode(new_ids)
 
         return step, input_ids, input_ids

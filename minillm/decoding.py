@@ -1,0 +1,259 @@
+"""Token-by-token decoding for the decoder: fused projections, fast one-row products, one lean step per token.
+
+Decoding one token reads every weight once and calls every operator once, so on a CPU it is bound by memory
+traffic plus a few microseconds per operator call. The step here keeps both low:
+
+- q/k/v and gate/up live in one row-major matrix each (:func:`fuse_linears`). The modules' weights become
+  views into it (row blocks), so names, ``state_dict``, memory and training are unchanged, and each group is
+  one product.
+- On CPU in float32 a one-row product ``x @ W.T`` is computed as :class:`RowBlockMatmul`: the weight's row
+  blocks (P, N/P, K) times the column ``x.T`` in one batched product. MKL then runs its matrix kernel on every
+  core instead of its single-threaded matrix-vector kernel: 31-40 GB/s of weights against 11-21 GB/s on this
+  project's 2-core machine (``bench/bench_decoder.py``).
+- Rotary embeddings of all query and key heads are one batched product with a (hd, hd) rotation that is built
+  once per step and shared by every layer (:func:`rotation_matrices`).
+- Attention reads the KV cache in place: one scaled product with the padding bias, a softmax, one product.
+
+The prompt itself goes through the ordinary forward (SDPA); :class:`DecodeStep` runs every step after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import KVCache
+from .layers import activation
+
+MatmulFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def fused_rows(tensors: Sequence[torch.Tensor]) -> torch.Tensor | None:
+    """The row-major matrix whose consecutive row blocks are ``tensors``, if they are such views of one
+    contiguous storage run; else None. Works for weights (rows, in) and biases (rows,); the result is a view.
+    """
+    first = tensors[0]
+    storage = first.untyped_storage().data_ptr()
+    offset = first.storage_offset()
+    for tensor in tensors:
+        if tensor.untyped_storage().data_ptr() != storage or tensor.dtype != first.dtype:
+            return None
+        if not tensor.is_contiguous() or tensor.shape[1:] != first.shape[1:] or tensor.storage_offset() != offset:
+            return None
+        offset += tensor.numel()
+    rows = sum(tensor.shape[0] for tensor in tensors)
+    return first.as_strided((rows, *first.shape[1:]), first.stride(), first.storage_offset())
+
+
+def fuse_linears(linears: Sequence[nn.Linear]) -> None:
+    """Store the weights (and biases) of ``linears``, which share one input, as row blocks of one matrix.
+
+    Each module keeps its own ``weight`` Parameter, now a contiguous view into the fused (sum of outputs, in)
+    matrix. Values are unchanged; a call on modules that are already fused does nothing.
+    """
+    weights = [linear.weight.detach() for linear in linears]
+    biases = [linear.bias.detach() for linear in linears if linear.bias is not None]
+    if fused_rows(weights) is not None and (not biases or fused_rows(biases) is not None):
+        return
+    like = weights[0]
+    rows = sum(w.shape[0] for w in weights)
+    with torch.inference_mode(False), torch.no_grad():  # storage that autograd accepts when training later
+        matrix = torch.empty(rows, like.shape[1], dtype=like.dtype, device=like.device)
+        bias = torch.empty(rows, dtype=like.dtype, device=like.device) if biases else None
+        start = 0
+        for linear in linears:
+            end = start + linear.weight.shape[0]
+            matrix[start:end].copy_(linear.weight)
+            linear.weight.data = matrix[start:end]
+            if bias is not None:
+                bias[start:end].copy_(linear.bias)
+                linear.bias.data = bias[start:end]
+            start = end
+
+
+class RowBlockMatmul:
+    """``x @ weight.T + bias`` for a few rows x (B, K), as one batched product over row blocks of the weight.
+
+    weight (N, K) is viewed as (P, N/P, K) (no copy) and multiplied by x.T expanded to (P, K, B); the last
+    N % P rows, if any, go through ``F.linear``. P is at least 2, since a batch of one falls back to the
+    matrix-vector kernel this class avoids.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, parts: int) -> None:
+        rows, self.width = weight.shape
+        self.parts = max(2, parts)
+        block = rows // self.parts
+        if block == 0:
+            raise ValueError(f"a {tuple(weight.shape)} weight has fewer rows than {self.parts} blocks")
+        main = block * self.parts
+        self.blocks = weight[:main].view(self.parts, block, self.width)  # (P, N/P, K)
+        self.block_bias = None if bias is None else bias[:main].view(self.parts, block, 1)  # (P, N/P, 1)
+        self.rest = weight[main:] if main < rows else None
+        self.rest_bias = None if bias is None or self.rest is None else bias[main:]
+        self.main = main
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        B = x.shape[0]
+        column = x.contiguous().t().expand(self.parts, self.width, B)  # (P, K, B), strides (0, 1, K)
+        if self.block_bias is None:
+            y = torch.bmm(self.blocks, column)  # (P, N/P, B)
+        else:
+            y = torch.baddbmm(self.block_bias, self.blocks, column)
+        y = y.view(self.main, B).t()  # (B, N'); contiguous when B == 1
+        if self.rest is not None:
+            y = torch.cat([y, F.linear(x, self.rest, self.rest_bias)], dim=1)
+        return y
+
+
+def decode_matmul(weight: torch.Tensor, bias: torch.Tensor | None = None) -> MatmulFn:
+    """The fastest ``x -> x @ weight.T + bias`` for one decoding step on ``weight``'s device and dtype."""
+    if weight.device.type == "cpu" and weight.dtype == torch.float32 and weight.shape[0] >= 2:
+        return RowBlockMatmul(weight, bias, torch.get_num_threads())
+    return lambda x: F.linear(x, weight, bias)
+
+
+@dataclass
+class LayerWeights:
+    """One block's tensors and products for a decoding step (views of the module parameters, no copies)."""
+
+    input_norm: torch.Tensor
+    qkv: MatmulFn  # C -> nh*hd + 2*n_kv*hd
+    out: MatmulFn  # nh*hd -> C
+    post_norm: torch.Tensor
+    gate_up: MatmulFn  # C -> 2*ff
+    down: MatmulFn  # ff -> C
+
+
+def _detached(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return None if tensor is None else tensor.detach()
+
+
+def _fused_product(linears: Sequence[nn.Linear]) -> MatmulFn:
+    weight = fused_rows([linear.weight.detach() for linear in linears])
+    bias = None
+    if linears[0].bias is not None:
+        bias = fused_rows([linear.bias.detach() for linear in linears])
+    if weight is None or (linears[0].bias is not None and bias is None):
+        raise RuntimeError("decoding weights are not fused; call prepare_decoding_weights(model) first")
+    return decode_matmul(weight, bias)
+
+
+def prepare_decoding_weights(model: nn.Module) -> list[LayerWeights]:
+    """Fuse each block's q/k/v and gate/up projections (once) and return the per-layer decoding products.
+
+    ``model`` is a :class:`~minillm.decoder.DecoderOnlyModel`. Safe to call before every generation: fused
+    modules are recognised from their storage, so only a model whose weights were replaced is fused again.
+    """
+    layers = []
+    for layer in model.model.layers:
+        attn, mlp = layer.self_attn, layer.mlp
+        fuse_linears([attn.q_proj, attn.k_proj, attn.v_proj])
+        fuse_linears([mlp.gate_proj, mlp.up_proj])
+        layers.append(
+            LayerWeights(
+                input_norm=layer.input_layernorm.weight.detach(),
+                qkv=_fused_product([attn.q_proj, attn.k_proj, attn.v_proj]),
+                out=decode_matmul(attn.o_proj.weight.detach(), _detached(attn.o_proj.bias)),
+                post_norm=layer.post_attention_layernorm.weight.detach(),
+                gate_up=_fused_product([mlp.gate_proj, mlp.up_proj]),
+                down=decode_matmul(mlp.down_proj.weight.detach(), _detached(mlp.down_proj.bias)),
+            )
+        )
+    return layers
+
+
+def rotate_half_matrix(head_dim: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """P (hd, hd) with ``x @ P == rotate_half(x)``: column j takes -x[j + hd/2] (first half), x[j - hd/2] (second).
+
+    >>> x = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    >>> x @ rotate_half_matrix(4, torch.float32, torch.device("cpu"))
+    tensor([[-3., -4.,  1.,  2.]])
+    """
+    half = head_dim // 2
+    matrix = torch.zeros(head_dim, head_dim, dtype=dtype, device=device)
+    index = torch.arange(half, device=device)
+    matrix[index + half, index] = -1
+    matrix[index, index + half] = 1
+    return matrix
+
+
+def rotation_matrices(cos: torch.Tensor, sin: torch.Tensor, rotate_half: torch.Tensor) -> torch.Tensor:
+    """R (B, hd, hd) with ``x @ R[b] == x * cos[b] + rotate_half(x) * sin[b]`` for cos, sin (B, hd)."""
+    return torch.diag_embed(cos) + rotate_half * sin[:, None, :]  # (B, hd, hd)
+
+
+class DecodeStep:
+    """Consumes one new token per row (B, 1) and returns the next-token logits (B, V), filling ``cache``.
+
+    Built after the prompt has been run through the model with ``cache``; ``layers`` come from
+    :func:`prepare_decoding_weights`. ``attention_mask`` (B, T) is the prompt's padding mask (None when nothing
+    is padded); ``head`` maps final hidden states (B, C) to logits (B, V).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: list[LayerWeights],
+        cache: KVCache,
+        attention_mask: torch.Tensor | None,
+        head: MatmulFn,
+    ) -> None:
+        config = model.config
+        self.model, self.layers, self.cache, self.head = model, layers, cache, head
+        self.heads, self.kv_heads, self.head_dim = config.num_heads, config.num_kv_heads, config.head_dim
+        self.ff, self.width, self.eps = config.d_ff, config.d_model, config.norm_eps
+        self.window = config.sliding_window
+        self.act = activation(config.hidden_act)
+        self.scale = self.head_dim**-0.5
+        embedding = model.model.embed_tokens.weight.detach()
+        self.embedding, self.final_norm = embedding, model.model.norm.weight.detach()
+        device, dtype = embedding.device, embedding.dtype
+        batch, prompt_len = cache.keys[0].shape[0], cache.length
+        if attention_mask is None:
+            self.positions = torch.full((batch,), prompt_len, dtype=torch.long, device=device)
+        else:
+            self.positions = attention_mask.long().sum(-1)  # the next position of each row: its real tokens
+        bias = torch.zeros(batch, self.kv_heads, 1, cache.max_len, dtype=dtype, device=device)
+        if attention_mask is not None:
+            padding = attention_mask[:, None, None, :prompt_len] == 0  # (B, 1, 1, T)
+            bias[..., :prompt_len] = bias[..., :prompt_len].masked_fill(padding, float("-inf"))
+        self.bias = bias.view(batch * self.kv_heads, 1, cache.max_len)  # (B*n_kv, 1, max_len)
+        self.rotate_half = rotate_half_matrix(self.head_dim, dtype, device)
+
+    @torch.inference_mode()
+    def __call__(self, new_ids: torch.Tensor) -> torch.Tensor:
+        B = new_ids.shape[0]
+        nh, nkv, hd, ff = self.heads, self.kv_heads, self.head_dim, self.ff
+        group = nh // nkv
+        cache = self.cache
+        index = cache.length
+        end = index + 1
+        start = max(0, end - self.window) if self.window else 0
+        x = F.embedding(new_ids[:, 0], self.embedding)  # (B, C)
+        cos, sin = self.model.model.rotary_emb(self.positions[:, None], x.dtype)  # (B, 1, hd)
+        rotation = rotation_matrices(cos[:, 0], sin[:, 0], self.rotate_half)  # (B, hd, hd)
+        bias = self.bias[:, :, start:end]  # (B*n_kv, 1, S)
+        for i, w in enumerate(self.layers):
+            h = F.rms_norm(x, (self.width,), w.input_norm, self.eps)
+            qkv = w.qkv(h).reshape(B, nh + 2 * nkv, hd)  # heads: q..., k..., v...
+            qk = torch.bmm(qkv[:, : nh + nkv], rotation)  # (B, nh+n_kv, hd), rotary applied
+            keys, values = cache.keys[i], cache.values[i]  # (B, n_kv, max_len, hd)
+            keys[:, :, index] = qk[:, nh:]
+            values[:, :, index] = qkv[:, nh + nkv :]
+            q = qk[:, :nh].reshape(B * nkv, group, hd)  # query heads of one kv group are adjacent
+            k = keys[:, :, start:end].reshape(B * nkv, end - start, hd)  # a view: (B*n_kv, S, hd)
+            v = values[:, :, start:end].reshape(B * nkv, end - start, hd)
+            scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=self.scale)  # (B*n_kv, g, S)
+            y = torch.bmm(scores.softmax(dim=-1), v).view(B, nh * hd)  # (B, nh*hd)
+            x = x + w.out(y)
+            h = F.rms_norm(x, (self.width,), w.post_norm, self.eps)
+            gate_up = w.gate_up(h)  # (B, 2*ff)
+            x = x + w.down(self.act(gate_up[:, :ff]) * gate_up[:, ff:])
+        cache.advance(1)
+        self.positions += 1
+        x = F.rms_norm(x, (self.width,), self.final_norm, self.eps)
+        return self.head(x)  # (B, V)
