@@ -79,16 +79,16 @@ class RowBlockMatmul:
     """``x @ weight.T + bias`` for a few rows x (B, K), as one batched product over row blocks of the weight.
 
     weight (N, K) is viewed as (P, N/P, K) (no copy) and multiplied by x.T expanded to (P, K, B); the last
-    N % P rows, if any, go through ``F.linear``. P is at least 2, since a batch of one falls back to the
-    matrix-vector kernel this class avoids.
+    N % P rows, if any, go through ``F.linear``. P is ``parts`` (the thread count) clamped to [2, N]: a batch
+    of one would fall back to the matrix-vector kernel this class avoids.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, parts: int) -> None:
         rows, self.width = weight.shape
-        self.parts = max(2, parts)
+        if rows < 2:
+            raise ValueError(f"RowBlockMatmul needs a weight of at least 2 rows, got shape {tuple(weight.shape)}")
+        self.parts = max(2, min(parts, rows))
         block = rows // self.parts
-        if block == 0:
-            raise ValueError(f"a {tuple(weight.shape)} weight has fewer rows than {self.parts} blocks")
         main = block * self.parts
         self.blocks = weight[:main].view(self.parts, block, self.width)  # (P, N/P, K)
         self.block_bias = None if bias is None else bias[:main].view(self.parts, block, 1)  # (P, N/P, 1)
@@ -98,7 +98,11 @@ class RowBlockMatmul:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         B = x.shape[0]
-        column = x.contiguous().t().expand(self.parts, self.width, B)  # (P, K, B), strides (0, 1, K)
+        x = x.contiguous()
+        # x.T as (K, B) with strides (1, K), spelled out: with B == 1 torch may report a (1, K) row with stride
+        # (1, 1), and that reading of x.T sends bmm to a kernel 4x slower.
+        column = x.as_strided((self.width, B), (1, self.width), x.storage_offset())
+        column = column.expand(self.parts, self.width, B)  # (P, K, B)
         if self.block_bias is None:
             y = torch.bmm(self.blocks, column)  # (P, N/P, B)
         else:
