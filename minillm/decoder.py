@@ -17,7 +17,7 @@ from .attention import Attention, KVCache, padding_and_causal_mask
 from .checkpoint import PretrainedMixin, register_family
 from .config import ModelConfig, coerce_config
 from .convert import llama as llama_convert
-from .decoding import DecodeStep, decode_matmul, prepare_decoding_weights
+from .decoding import DecodeStep, decode_matmul, prepare_decoding_weights, supports_fused_decoding
 from .generation import GenerationMixin, GenerationSettings, StepFn
 from .layers import GatedMLP, RMSNorm, RotaryEmbedding
 from .losses import causal_lm_loss
@@ -174,22 +174,27 @@ class DecoderOnlyModel(GenerationMixin, PretrainedMixin, nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, settings: GenerationSettings
     ) -> tuple[StepFn, torch.Tensor, torch.Tensor]:
         """The first step runs the prompt through the model into a KV cache; each later step is a
-        :class:`~minillm.decoding.DecodeStep` (fused projections, one token per row)."""
-        T = input_ids.shape[1]
+        :class:`~minillm.decoding.DecodeStep` (fused projections, one token per row), or another cached forward
+        when the projections are wrapped (adapters, quantized layers)."""
+        B, T = input_ids.shape
         cache = KVCache(self.config.num_layers, T + settings.max_new_tokens)
         mask = attention_mask
         if mask is not None and bool(mask.all()):
             mask = None
-        layers = prepare_decoding_weights(self)  # fuses q/k/v and gate/up once, outside inference mode
-        head = decode_matmul(self.lm_head.weight.detach())
+        # Fusing q/k/v and gate/up happens once, here, outside inference mode (training afterwards works).
+        layers = prepare_decoding_weights(self) if supports_fused_decoding(self) else None
+        head = decode_matmul(self.lm_head.weight.detach()) if type(self.lm_head) is nn.Linear else None
         decode: DecodeStep | None = None
 
         def step(new_ids: torch.Tensor) -> torch.Tensor:
-            nonlocal decode
-            if decode is None:
-                logits = self(new_ids, attention_mask=mask, cache=cache, last_only=True, head=head).logits
+            nonlocal decode, mask
+            if decode is not None:
+                return decode(new_ids)
+            if mask is not None and cache.length:
+                mask = torch.cat([mask, mask.new_ones(B, new_ids.shape[1])], dim=1)
+            logits = self(new_ids, attention_mask=mask, cache=cache, last_only=True, head=head).logits
+            if layers is not None and head is not None:
                 decode = DecodeStep(self, layers, cache, mask, head)
-                return logits[:, -1]
-            return decode(new_ids)
+            return logits[:, -1]
 
         return step, input_ids, input_ids

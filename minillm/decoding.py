@@ -15,6 +15,8 @@ traffic plus a few microseconds per operator call. The step here keeps both low:
 - Attention reads the KV cache in place: one scaled product with the padding bias, a softmax, one product.
 
 The prompt itself goes through the ordinary forward (SDPA); :class:`DecodeStep` runs every step after it.
+It reads the weights directly, so forward hooks on the block modules do not fire during those steps, and a
+model whose projections are not plain ``nn.Linear`` (:func:`supports_fused_decoding`) steps through its modules.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class RowBlockMatmul:
         self.main = main
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, K) -> (B, N)."""
         B = x.shape[0]
         x = x.contiguous()
         # x.T as (K, B) with strides (1, K), spelled out: with B == 1 torch may report a (1, K) row with stride
@@ -144,6 +147,17 @@ def _fused_product(linears: Sequence[nn.Linear]) -> MatmulFn:
     if weight is None or (linears[0].bias is not None and bias is None):
         raise RuntimeError("decoding weights are not fused; call prepare_decoding_weights(model) first")
     return decode_matmul(weight, bias)
+
+
+def _block_projections(layer: nn.Module) -> list[nn.Module]:
+    attn, mlp = layer.self_attn, layer.mlp
+    return [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj]
+
+
+def supports_fused_decoding(model: nn.Module) -> bool:
+    """True when every block projection is a plain ``nn.Linear``; adapter-wrapped or quantized projections
+    (LoRA, 4-bit) keep their own forward, so generation then steps through the modules instead."""
+    return all(type(m) is nn.Linear for layer in model.model.layers for m in _block_projections(layer))
 
 
 def prepare_decoding_weights(model: nn.Module) -> list[LayerWeights]:
@@ -230,6 +244,7 @@ class DecodeStep:
 
     @torch.inference_mode()
     def __call__(self, new_ids: torch.Tensor) -> torch.Tensor:
+        """new_ids (B, 1) -> logits (B, V) of the next position; writes this position's keys into the cache."""
         B = new_ids.shape[0]
         nh, nkv, hd, ff = self.heads, self.kv_heads, self.head_dim, self.ff
         group = nh // nkv

@@ -8,7 +8,14 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 from minillm import DecoderOnlyModel
-from minillm.decoding import RowBlockMatmul, decode_matmul, fuse_linears, fused_rows, prepare_decoding_weights
+from minillm.decoding import (
+    RowBlockMatmul,
+    decode_matmul,
+    fuse_linears,
+    fused_rows,
+    prepare_decoding_weights,
+    supports_fused_decoding,
+)
 from minillm.generation import GenerationSettings
 
 from .hf_reference import ours_from_hf, tiny_llama
@@ -169,3 +176,27 @@ def test_bfloat16_decoding_follows_the_bfloat16_forward():
         expected = model(input_ids=torch.cat([ids, torch.tensor([[7]])], dim=1)).logits[:, -1]
     assert logits.dtype == torch.bfloat16
     assert_close(logits.float(), expected.float(), atol=0.05, rtol=0.05)
+
+
+class _Adapter(torch.nn.Module):
+    """A LoRA-like wrapper: base linear plus a low-rank delta (what peft puts in place of q_proj)."""
+
+    def __init__(self, base: torch.nn.Linear) -> None:
+        super().__init__()
+        self.base = base
+        self.down = torch.nn.Linear(base.in_features, 2, bias=False)
+        self.up = torch.nn.Linear(2, base.out_features, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + self.up(self.down(x))
+
+
+def test_wrapped_projections_step_through_the_modules():
+    model = _model(bias=False)
+    attn = model.model.layers[0].self_attn
+    attn.q_proj = _Adapter(attn.q_proj)
+    assert not supports_fused_decoding(model)
+    ids = torch.tensor([[2, 7, 1, 8], [0, 0, 2, 8]])
+    mask = torch.tensor([[1, 1, 1, 1], [0, 0, 1, 1]])
+    got = model.generate(ids, attention_mask=mask, max_new_tokens=6, eos_token_id=[])
+    assert torch.equal(got, _greedy_uncached(model, ids, 6, mask))

@@ -8,17 +8,20 @@ import typing
 
 import pytest
 
+import minillm.decoding
 import minillm.devices
 import minillm.layers
 from minillm.attention import KVCache
 from minillm.config import HF_ALIASES, ModelConfig
 from minillm.decoder import DecoderLayer
+from minillm.decoding import DecodeStep, RowBlockMatmul, decode_matmul, fuse_linears, prepare_decoding_weights
 from minillm.encoder_decoder import T5Block, T5Stack
 from minillm.layers import rotate_half
 from minillm.outputs import ModelOutput
 
 PUBLIC = [ModelConfig.to_dict, ModelConfig.to_json, ModelConfig.from_json, DecoderLayer.forward, T5Block.forward,
-          T5Stack.forward, KVCache.advance, rotate_half, ModelOutput.keys]
+          T5Stack.forward, KVCache.advance, rotate_half, ModelOutput.keys, DecodeStep.__call__, RowBlockMatmul.__call__,
+          decode_matmul, fuse_linears, prepare_decoding_weights]
 
 
 @pytest.mark.parametrize("func", PUBLIC, ids=lambda f: f.__qualname__)
@@ -33,7 +36,7 @@ def test_no_identity_aliases():
     assert all(key != value for key, value in HF_ALIASES.items())
 
 
-@pytest.mark.parametrize("module", [minillm.layers, minillm.devices])
+@pytest.mark.parametrize("module", [minillm.layers, minillm.devices, minillm.decoding])
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
