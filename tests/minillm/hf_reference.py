@@ -4,6 +4,19 @@ from __future__ import annotations
 
 import torch
 
+# tiny_llama() overrides for each attention / rope / bias variant the parity tests cover.
+LLAMA_VARIANTS = {
+    "mha-untied": {"num_kv_heads": 4, "tie": False},
+    "gqa-tied": {"num_kv_heads": 2, "tie": True},
+    "mqa-bias": {"num_kv_heads": 1, "attention_bias": True, "mlp_bias": True},
+    "llama3-rope": {
+        "num_kv_heads": 2,
+        "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                             "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+    },
+    "mistral-window": {"num_kv_heads": 2, "sliding_window": 8},
+}
+
 
 def tiny_llama(num_kv_heads: int = 4, tie: bool = False, seed: int = 0, **overrides):
     """A random LlamaForCausalLM (or Mistral with ``sliding_window``) small enough for CPU tests."""

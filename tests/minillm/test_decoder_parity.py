@@ -8,21 +8,11 @@ from torch.testing import assert_close
 
 from minillm import DecoderOnlyModel
 
+from .hf_reference import LLAMA_VARIANTS as CONFIGS
 from .hf_reference import ours_from_hf, tiny_llama
 
 pytest.importorskip("transformers")
 
-CONFIGS = {
-    "mha-untied": {"num_kv_heads": 4, "tie": False},
-    "gqa-tied": {"num_kv_heads": 2, "tie": True},
-    "mqa-bias": {"num_kv_heads": 1, "attention_bias": True, "mlp_bias": True},
-    "llama3-rope": {
-        "num_kv_heads": 2,
-        "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
-                             "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
-    },
-    "mistral-window": {"num_kv_heads": 2, "sliding_window": 8},
-}
 
 
 def _batch(seed: int = 1, B: int = 3, T: int = 20):

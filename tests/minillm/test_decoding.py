@@ -18,19 +18,8 @@ from minillm.decoding import (
 )
 from minillm.generation import GenerationSettings
 
+from .hf_reference import LLAMA_VARIANTS as CONFIGS
 from .hf_reference import ours_from_hf, tiny_llama
-
-CONFIGS = {
-    "mha-untied": {"num_kv_heads": 4, "tie": False},
-    "gqa-tied": {"num_kv_heads": 2, "tie": True},
-    "mqa-bias": {"num_kv_heads": 1, "attention_bias": True, "mlp_bias": True},
-    "llama3-rope": {
-        "num_kv_heads": 2,
-        "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
-                             "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
-    },
-    "mistral-window": {"num_kv_heads": 2, "sliding_window": 8},
-}
 
 
 def _model(bias: bool = True, layers: int = 2) -> DecoderOnlyModel:
