@@ -5,9 +5,14 @@ labelled positions): forward keeps only the per-row log-sum-exp, and backward wr
 ``softmax(logits) - onehot(target)`` in one (N, V) tensor, instead of PyTorch's log-softmax output, zero-filled
 NLL gradient and log-softmax gradient (three (N, V) tensors). For a vocabulary of 8192 that is most of the
 non-matmul time of a training step.
+
+On CPU that gradient buffer is kept between steps (:class:`GradientBuffer`): a fresh (N, V) buffer is
+page-faulted in on every step, which on this project's machines costs more than computing the gradient.
 """
 
 from __future__ import annotations
+
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +31,42 @@ def _row_chunks(logits: torch.Tensor) -> range:
     return range(0, logits.shape[0], rows)
 
 
+_storage_use_count = getattr(torch._C, "_storage_Use_Count", None)  # private; without it nothing is reused
+
+
+def _storage_refs(tensor: torch.Tensor) -> int:
+    return _storage_use_count(tensor.untyped_storage()._cdata)
+
+
+_ALONE = _storage_refs(torch.empty(1)) if _storage_use_count is not None else None  # one tensor, no views
+
+
+class GradientBuffer(threading.local):
+    """One reusable (N, V) CPU buffer per thread for the logits gradient.
+
+    The buffer is handed to autograd as a view, so while anything still holds that gradient (the output head's
+    backward in flight, a second loss in the same backward, a ``retain_grad()`` or a hook that keeps it) its
+    storage has other references and :meth:`get` allocates a fresh one instead. Free again by the next step.
+    """
+
+    def __init__(self) -> None:
+        self.tensor: torch.Tensor | None = None
+
+    def get(self, like: torch.Tensor) -> torch.Tensor:
+        """A buffer shaped and typed like ``like`` that nothing else references (the kept one when it is free)."""
+        t = self.tensor
+        matches = t is not None and t.shape == like.shape and t.dtype == like.dtype and t.device == like.device
+        if matches and _ALONE is not None and _storage_refs(t) == _ALONE:
+            return t
+        fresh = torch.empty_like(like, memory_format=torch.contiguous_format)
+        if not matches:
+            self.tensor = fresh
+        return fresh
+
+
+_GRADIENT_BUFFER = GradientBuffer()
+
+
 class _CrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -36,12 +77,13 @@ class _CrossEntropy(torch.autograd.Function):
         picked = logits.gather(1, safe[:, None]).squeeze(1)  # (N,)
         count = valid.sum().to(logits.dtype)
         ctx.save_for_backward(logits, lse, safe, valid, count)
+        ctx.reuse_buffer = logits.device.type == "cpu" and not logits.is_leaf and not logits.retains_grad
         return ((lse - picked) * valid).sum() / count  # 0/0 = nan when nothing is labelled, as PyTorch's
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         logits, lse, safe, valid, count = ctx.saved_tensors
-        grad = torch.empty_like(logits)  # (N, V)
+        grad = _GRADIENT_BUFFER.get(logits) if ctx.reuse_buffer else torch.empty_like(logits)  # (N, V)
         scale = valid.to(logits.dtype) * (grad_output / count)  # (N,)
         chunks = _row_chunks(logits)
         for i in chunks:
@@ -52,7 +94,7 @@ class _CrossEntropy(torch.autograd.Function):
             index = torch.arange(block.shape[0], device=block.device)
             block[index, safe[rows]] -= 1.0
             block.mul_(scale[rows, None])
-        return grad, None
+        return (grad.view_as(grad) if ctx.reuse_buffer else grad), None  # a view: see GradientBuffer
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

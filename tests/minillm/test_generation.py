@@ -143,7 +143,7 @@ def test_training_works_after_generation():
     m = DecoderOnlyModel({"model_type": "decoder_only", "vocab_size": 50, "d_model": 32, "num_heads": 2,
                           "num_layers": 1, "max_seq_len": 32})
     before = m(input_ids=torch.tensor([[1, 2, 3, 4]])).logits
-    m.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=3)  # switches the weights to the decoding layout
+    m.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=3)  # fuses q/k/v and gate/up into shared storage
     after = m(input_ids=torch.tensor([[1, 2, 3, 4]])).logits
     torch.testing.assert_close(before, after, rtol=0, atol=1e-6)  # same values, other memory layout
     m.train()
