@@ -51,16 +51,19 @@ def fused_rows(tensors: Sequence[torch.Tensor]) -> torch.Tensor | None:
     return first.as_strided((rows, *first.shape[1:]), first.stride(), first.storage_offset())
 
 
-def fuse_linears(linears: Sequence[nn.Linear]) -> None:
+def fuse_linears(linears: Sequence[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Store the weights (and biases) of ``linears``, which share one input, as row blocks of one matrix.
 
     Each module keeps its own ``weight`` Parameter, now a contiguous view into the fused (sum of outputs, in)
-    matrix. Values are unchanged; a call on modules that are already fused does nothing.
+    matrix. Values are unchanged; modules that are already fused are left as they are. Returns the fused
+    weight and bias (None without biases), detached views of the parameters.
     """
     weights = [linear.weight.detach() for linear in linears]
     biases = [linear.bias.detach() for linear in linears if linear.bias is not None]
-    if fused_rows(weights) is not None and (not biases or fused_rows(biases) is not None):
-        return
+    weight = fused_rows(weights)
+    bias = fused_rows(biases) if biases else None
+    if weight is not None and (bias is not None or not biases):
+        return weight, bias
     like = weights[0]
     rows = sum(w.shape[0] for w in weights)
     with torch.inference_mode(False), torch.no_grad():  # storage that autograd accepts when training later
@@ -75,6 +78,7 @@ def fuse_linears(linears: Sequence[nn.Linear]) -> None:
                 bias[start:end].copy_(linear.bias)
                 linear.bias.data = bias[start:end]
             start = end
+    return matrix.detach(), None if bias is None else bias.detach()
 
 
 class RowBlockMatmul:
@@ -118,7 +122,8 @@ class RowBlockMatmul:
 
 def decode_matmul(weight: torch.Tensor, bias: torch.Tensor | None = None) -> MatmulFn:
     """The fastest ``x -> x @ weight.T + bias`` for one decoding step on ``weight``'s device and dtype."""
-    if weight.device.type == "cpu" and weight.dtype == torch.float32 and weight.shape[0] >= 2:
+    on_cpu = weight.device.type == "cpu" and weight.dtype == torch.float32
+    if on_cpu and weight.shape[0] >= 2 and weight.is_contiguous():
         return RowBlockMatmul(weight, bias, torch.get_num_threads())
     return lambda x: F.linear(x, weight, bias)
 
@@ -133,20 +138,6 @@ class LayerWeights:
     post_norm: torch.Tensor
     gate_up: MatmulFn  # C -> 2*ff
     down: MatmulFn  # ff -> C
-
-
-def _detached(tensor: torch.Tensor | None) -> torch.Tensor | None:
-    return None if tensor is None else tensor.detach()
-
-
-def _fused_product(linears: Sequence[nn.Linear]) -> MatmulFn:
-    weight = fused_rows([linear.weight.detach() for linear in linears])
-    bias = None
-    if linears[0].bias is not None:
-        bias = fused_rows([linear.bias.detach() for linear in linears])
-    if weight is None or (linears[0].bias is not None and bias is None):
-        raise RuntimeError("decoding weights are not fused; call prepare_decoding_weights(model) first")
-    return decode_matmul(weight, bias)
 
 
 def _block_projections(layer: nn.Module) -> list[nn.Module]:
@@ -169,16 +160,14 @@ def prepare_decoding_weights(model: nn.Module) -> list[LayerWeights]:
     layers = []
     for layer in model.model.layers:
         attn, mlp = layer.self_attn, layer.mlp
-        fuse_linears([attn.q_proj, attn.k_proj, attn.v_proj])
-        fuse_linears([mlp.gate_proj, mlp.up_proj])
         layers.append(
             LayerWeights(
                 input_norm=layer.input_layernorm.weight.detach(),
-                qkv=_fused_product([attn.q_proj, attn.k_proj, attn.v_proj]),
-                out=decode_matmul(attn.o_proj.weight.detach(), _detached(attn.o_proj.bias)),
+                qkv=decode_matmul(*fuse_linears([attn.q_proj, attn.k_proj, attn.v_proj])),
+                out=decode_matmul(*fuse_linears([attn.o_proj])),  # a no-op unless the weight is strided
                 post_norm=layer.post_attention_layernorm.weight.detach(),
-                gate_up=_fused_product([mlp.gate_proj, mlp.up_proj]),
-                down=decode_matmul(mlp.down_proj.weight.detach(), _detached(mlp.down_proj.bias)),
+                gate_up=decode_matmul(*fuse_linears([mlp.gate_proj, mlp.up_proj])),
+                down=decode_matmul(*fuse_linears([mlp.down_proj])),
             )
         )
     return layers
@@ -238,7 +227,7 @@ class DecodeStep:
         bias = torch.zeros(batch, self.kv_heads, 1, cache.max_len, dtype=dtype, device=device)
         if attention_mask is not None:
             padding = attention_mask[:, None, None, :prompt_len] == 0  # (B, 1, 1, T)
-            bias[..., :prompt_len] = bias[..., :prompt_len].masked_fill(padding, float("-inf"))
+            bias[..., :prompt_len].masked_fill_(padding, float("-inf"))
         self.bias = bias.view(batch * self.kv_heads, 1, cache.max_len)  # (B*n_kv, 1, max_len)
         self.rotate_half = rotate_half_matrix(self.head_dim, dtype, device)
 
