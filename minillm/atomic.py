@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 # What a folder we wrote holds: a model (config.json), a tokenizer (tokenizer.json), a training checkpoint
-# (trainer_state/COMPLETE). Token stores (training/data_tokens.py) hold tokens.bin, doc_starts.bin and a
+# (trainer_state/COMPLETE). Token stores (training/data/tokens.py) hold tokens.bin, doc_starts.bin and a
 # header.json naming their format.
 OUR_MARKERS = ("config.json", "tokenizer.json", "trainer_state/COMPLETE")
 TOKEN_STORE_FORMAT = "minillm-token-store"

@@ -14,8 +14,7 @@ from typing import Any
 from .checkpoints import find_latest_checkpoint
 
 # Data loading (training/data*.py).
-from .data import load_and_split_data
-from .data_loaders import create_dataloaders
+from .data import create_dataloaders, load_and_split_data
 from .early_stopping import EarlyStopping
 from .options import TrainerOptions
 from .trainer import Trainer

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-IGNORE_INDEX = -100
+from minillm.losses import IGNORE_INDEX
 
 
 def require_mapping(batch: Any) -> Mapping[str, Any]:

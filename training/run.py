@@ -155,7 +155,7 @@ def _has_saved_model(root: Path) -> bool:
 def _tokenizer(settings: dict[str, Any], root: Path, train: list[Any], fresh: bool) -> Any:
     from tokenizers_bpe import DEFAULT_SPECIAL_TOKENS, BPETokenizer
 
-    from .data_span_corruption import sentinel_tokens
+    from .data.span_corruption import sentinel_tokens
     from .tokenizer_loading import load_tokenizer
 
     saved = root / TOKENIZER_DIR

@@ -14,7 +14,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from ..atomic import atomic_directory
-from ..cache import cache_dir
+from ..cache_dir import cache_dir
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from training import load_and_split_data
-from training.data_text import iter_paragraphs
+from training.data.text import iter_paragraphs
 
 PARAS = [f"Paragraph {i} talks about topic {i} in a sentence long enough to stand alone." for i in range(20)]
 

@@ -1,4 +1,4 @@
-"""T5 span corruption (training/data_span_corruption.py): the pure helper, the Dataset, and a real training run."""
+"""T5 span corruption (training/data/span_corruption.py): the pure helper, the Dataset, and a real training run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from training import create_dataloaders
-from training.data_span_corruption import (
+from training.data.span_corruption import (
     SpanCorruptionDataset,
     corrupt_spans,
     restore_spans,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.data_windows import TokenFileDataset
+from training.data.windows import TokenFileDataset
 
 from . import data_fixtures as F
 
@@ -139,7 +139,7 @@ def test_streamed_bad_bytes_and_empty_files(tmp_path, byte_tok, cache):
 def test_workers_reopen_the_memmap_instead_of_copying_it(tmp_path, byte_tok, cache):
     import pickle
 
-    from training.data_loaders import create_file_dataloaders
+    from training.data.loaders import create_file_dataloaders
 
     file = tmp_path / "w.txt"
     data = make_corpus(file, 0.03)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.data_collate import collator_for, mask_token_id
+from training.data.collate import collator_for, mask_token_id
 from training.tokenizer_loading import HFTokenizer, load_tokenizer
 
 WORDS = ["the", "king", "queen", "spoke", "to", "people", "##s", "and"]
@@ -51,7 +51,7 @@ def test_resume_reads_an_hf_tokenizer_back(wordpiece_dir, tmp_path):
 
 
 def test_chat_template_returning_ids_is_a_value_error():
-    from training.data_examples import chat_example
+    from training.data.examples import chat_example
 
     class Tok:
         def apply_chat_template(self, messages, add_generation_prompt=False, tokenize=False):

@@ -11,10 +11,11 @@
 
 from __future__ import annotations
 
-from .data_formats import as_messages, as_pair, item_text
-from .data_tokens import encode_plain
+from minillm.losses import IGNORE_INDEX
 
-IGNORE_INDEX = -100
+from .formats import as_messages, as_pair, item_text
+from .tokens import encode_plain
+
 Example = tuple[list[int], list[int]]
 
 

@@ -3,7 +3,7 @@
 Example::
 
     train, val, test = load_and_split_data("corpus.txt", split_method="paragraph", val_split=0.1)
-    train, val, _ = load_and_split_data("chats.jsonl")   # dict items kept as dicts (see data_formats)
+    train, val, _ = load_and_split_data("chats.jsonl")   # dict items kept as dicts (see training.data.formats)
 """
 
 from __future__ import annotations
@@ -13,10 +13,8 @@ import os
 import random
 from pathlib import Path
 
-from rag.splitters import DocumentProcessor
-
-from .data_formats import Item, read_jsonl
-from .data_text import check_errors_mode, list_text_files, read_text
+from .formats import Item, read_jsonl
+from .text import check_errors_mode, list_text_files, read_text
 
 logger = logging.getLogger(__name__)
 JSONL_SUFFIXES = (".jsonl",)
@@ -64,6 +62,8 @@ def load_items(
         raise FileNotFoundError(f"data path {str(path)!r} does not exist")
     if path.is_file() and path.suffix.lower() in JSONL_SUFFIXES:
         return read_jsonl(path, encoding_errors)
+    from rag.splitters import DocumentProcessor  # here, not at import time: rag may later import training
+
     processor = DocumentProcessor(method=split_method, **_size_options(split_options))
     items: list[Item] = []
     files = list_text_files(path)

@@ -37,8 +37,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .data_tokens import TokenStore, eos_id
-from .data_windows import TokenWindowDataset
+from .tokens import TokenStore, eos_id
+from .windows import TokenWindowDataset
 
 SENTINEL_FORMAT = "<extra_id_{}>"
 DEFAULT_SENTINELS = 32

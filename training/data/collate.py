@@ -12,8 +12,8 @@ import torch
 from torch.utils.data import Sampler
 
 from minillm.collators import MaskedLMCollator, Seq2SeqCollator
+from minillm.losses import IGNORE_INDEX
 
-IGNORE_INDEX = -100
 _MASK_TOKENS = ("<mask>", "[MASK]", "<|mask|>")
 
 

@@ -96,7 +96,7 @@ def texts_key(texts: Iterable[str], fingerprint: str, kind: str = "texts") -> st
 
 def default_cache_dir() -> Path:
     """``$MINILLM_CACHE/tokens``, else ``~/.cache/minillm/tokens``."""
-    from minillm.cache import cache_dir
+    from minillm.cache_dir import cache_dir
 
     return cache_dir() / "tokens"
 

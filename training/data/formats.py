@@ -19,7 +19,7 @@ import json
 import os
 from pathlib import Path
 
-from .data_text import decode_bytes
+from .text import decode_bytes
 
 Item = str | dict
 KINDS = ("text", "instruction", "chat", "seq2seq")

@@ -31,12 +31,12 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .data_collate import EpochSampler, collator_for
-from .data_examples import IGNORE_INDEX, pack_examples, seq2seq_example, single_rows, supervised_example
-from .data_formats import Item, item_kind, item_text
-from .data_span_corruption import SpanCorruptionDataset, sentinel_ids
-from .data_tokens import eos_id, store_for_texts, vocab_len
-from .data_windows import TokenFileDataset, TokenWindowDataset, _cls_sep
+from .collate import EpochSampler, collator_for
+from .examples import IGNORE_INDEX, pack_examples, seq2seq_example, single_rows, supervised_example
+from .formats import Item, item_kind, item_text
+from .span_corruption import SpanCorruptionDataset, sentinel_ids
+from .tokens import eos_id, store_for_texts, vocab_len
+from .windows import TokenFileDataset, TokenWindowDataset, _cls_sep
 
 logger = logging.getLogger(__name__)
 OBJECTIVES = ("clm", "mlm", "seq2seq")

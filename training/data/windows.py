@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .data_text import check_errors_mode, iter_paragraphs, list_text_files
-from .data_tokens import FORMAT, VERSION, TokenStore, batched, build_store, encode_many, tokenizer_fingerprint
+from .text import check_errors_mode, iter_paragraphs, list_text_files
+from .tokens import FORMAT, VERSION, TokenStore, batched, build_store, encode_many, tokenizer_fingerprint
 
 MODES = ("packed", "documents", "mlm")
 
