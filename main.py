@@ -2,8 +2,9 @@
 
     python main.py MODE [options]        or        python main.py --mode MODE [options]
 
-Only this file and scripts/ print or exit. Bad input exits with code 2 and one line on stderr, no traceback; a
-training failure (``training.errors.TrainingError``, e.g. a NaN loss) exits with code 1, also in one line.
+Only this file and scripts/ print or exit. Bad input (an ``InputError``, a missing path) exits with code 2 and one
+line on stderr, no traceback; a training failure (``training.errors.TrainingError``, e.g. a NaN loss) exits with
+code 1, also in one line; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +13,13 @@ import argparse
 import importlib
 import logging
 import sys
+
+from minillm.errors import InputError, MissingDependencyError
+from tokenizers_bpe.errors import TokenizerInputError
+
+# What the CLI reports as bad input. A plain ValueError (from torch, numpy or a bug of ours) is not among them.
+USER_ERRORS = (InputError, TokenizerInputError, MissingDependencyError, FileNotFoundError, NotADirectoryError,
+               PermissionError)
 
 # mode -> (module, one-line summary). Modules are imported only when their mode runs.
 MODES: dict[str, tuple[str, str]] = {
@@ -84,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError) as exc:
+    except USER_ERRORS as exc:  # validated input: one line; any other exception is a bug and keeps its traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # training failures (a NaN loss ...): one line, exit 1; anything else is a bug

@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from minillm.errors import InputError
+
 # What a folder we wrote holds: a model (config.json), a tokenizer (tokenizer.json), a training checkpoint
 # (trainer_state/COMPLETE). Token stores (training/data/tokens.py) hold tokens.bin, doc_starts.bin and a
 # header.json naming their format.
@@ -42,15 +44,15 @@ def check_replaceable(final: str | os.PathLike) -> Path:
     """``final`` resolved, after refusing a target that is not ours to replace (raises ``ValueError``)."""
     final = Path(final).expanduser().resolve()
     if final.parent == final:
-        raise ValueError(f"{final} is a filesystem root; choose an empty or new directory")
+        raise InputError(f"{final} is a filesystem root; choose an empty or new directory")
     if final.exists():
         if not final.is_dir():
-            raise ValueError(f"{final} exists and is not a directory; choose an empty or new one")
+            raise InputError(f"{final} exists and is not a directory; choose an empty or new one")
         cwd = Path.cwd().resolve()
         if cwd == final or final in cwd.parents:
-            raise ValueError(f"{final} holds the current working directory; choose an empty or new one")
+            raise InputError(f"{final} holds the current working directory; choose an empty or new one")
         if not is_replaceable(final):
-            raise ValueError(f"{final} exists and is not a model directory; choose an empty or new one")
+            raise InputError(f"{final} exists and is not a model directory; choose an empty or new one")
     return final
 
 

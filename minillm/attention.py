@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minillm.errors import InputError
+
 from .layers import apply_rotary
 
 
@@ -29,7 +31,7 @@ class KVCache:
         """Store k, v (B, n_kv, T, hd) for ``layer``; return all keys/values so far (B, n_kv, length+T, hd)."""
         end = self.length + k.shape[2]
         if end > self.max_len:
-            raise ValueError(f"KV cache holds {self.max_len} positions; this step needs {end}")
+            raise InputError(f"KV cache holds {self.max_len} positions; this step needs {end}")
         if self.keys[layer] is None:
             shape = (k.shape[0], k.shape[1], self.max_len, k.shape[3])
             self.keys[layer] = k.new_empty(shape)
@@ -191,7 +193,7 @@ def padding_and_causal_mask(
         mask = mask & attention_mask[:, None, None, :key_len].bool()  # (B, 1, T, S)
     if segment_ids is not None:
         if past_len:
-            raise ValueError("segment_ids (packed documents) cannot be combined with a KV cache")
+            raise InputError("segment_ids (packed documents) cannot be combined with a KV cache")
         mask = mask & (segment_ids[:, None, :, None] == segment_ids[:, None, None, :])
     diagonal = (k_pos == q_pos)[None, None]  # (1, 1, T, S)
     return mask | diagonal

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from minillm.errors import InputError
+
 from .atomic import atomic_directory
 from .devices import resolve_device
 
@@ -48,7 +50,7 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     try:
         return json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{file} is not valid JSON ({exc}); the checkpoint is corrupt") from exc
+        raise InputError(f"{file} is not valid JSON ({exc}); the checkpoint is corrupt") from exc
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -70,7 +72,7 @@ def _load_safetensors(file: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(file))
     except Exception as exc:  # safetensors raises its own error types
-        raise ValueError(f"cannot read {file}: {exc}; the checkpoint is corrupt or incomplete") from exc
+        raise InputError(f"cannot read {file}: {exc}; the checkpoint is corrupt or incomplete") from exc
 
 
 def resolve_model_dir(path: str | os.PathLike) -> Path:
@@ -90,7 +92,7 @@ def load_pretrained(path: str | os.PathLike, device: str | torch.device | None =
     directory = resolve_model_dir(path)
     model_type = read_config(directory).get("model_type")
     if model_type not in FAMILIES:
-        raise ValueError(
+        raise InputError(
             f"{str(path)!r} holds model_type {model_type!r}; supported: {', '.join(sorted(FAMILIES))}"
         )
     return FAMILIES[model_type].from_pretrained(directory, device=device, dtype=dtype)
@@ -140,7 +142,7 @@ class PretrainedMixin:
         raw = read_config(directory)
         owner = FAMILIES.get(raw.get("model_type"))
         if owner is not None and owner is not cls:
-            raise ValueError(
+            raise InputError(
                 f"{str(path)!r} holds a {raw.get('model_type')} model; open it with {owner.__name__}.from_pretrained"
             )
         config = cls.converter.config_from_hf(raw)
@@ -152,7 +154,7 @@ class PretrainedMixin:
         model.tie_weights()
         missing = [name for name, param in model.named_parameters() if param.is_meta]  # not loaded, not tied
         if missing or unexpected:
-            raise ValueError(
+            raise InputError(
                 f"{str(path)!r} does not match its config: missing weights {missing}, unexpected weights {unexpected}"
             )
         _materialize_buffers(model)
@@ -184,7 +186,7 @@ def _check_shapes(state: dict[str, torch.Tensor], expected: dict[str, torch.Tens
     ]
     if wrong:
         shown = "; ".join(wrong[:12]) + ("; ..." if len(wrong) > 12 else "")
-        raise ValueError(
+        raise InputError(
             f"{str(path)!r}: {len(wrong)} weight shape(s) do not match config.json ({shown}); "
             "the config was edited or belongs to another model"
         )
@@ -205,7 +207,7 @@ def _materialize_buffers(model: torch.nn.Module) -> None:
             module = model.get_submodule(name.rpartition(".")[0])
             rebuild = getattr(module, "rebuild_buffers", None)
             if rebuild is None:
-                raise ValueError(f"buffer {name} was not restored and {type(module).__name__} cannot rebuild it")
+                raise InputError(f"buffer {name} was not restored and {type(module).__name__} cannot rebuild it")
             rebuild()
 
 
@@ -215,5 +217,5 @@ def _as_dtype(dtype: str | torch.dtype) -> torch.dtype:
     names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
              "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
     if dtype not in names:
-        raise ValueError(f"dtype {dtype!r} is unknown; use one of {', '.join(names)}")
+        raise InputError(f"dtype {dtype!r} is unknown; use one of {', '.join(names)}")
     return names[dtype]

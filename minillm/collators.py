@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from minillm.errors import InputError
+
 from .losses import IGNORE_INDEX
 
 Example = Sequence[int] | dict[str, Any]
@@ -27,7 +29,7 @@ Example = Sequence[int] | dict[str, Any]
 def pad_sequences(sequences: Sequence[Sequence[int]], pad_value: int, max_length: int | None = None) -> torch.Tensor:
     """Right-pad (and, with ``max_length``, truncate) id lists into a (B, T) long tensor."""
     if not sequences:
-        raise ValueError("cannot collate an empty batch")
+        raise InputError("cannot collate an empty batch")
     rows = [list(s)[:max_length] if max_length else list(s) for s in sequences]
     width = max(1, max(len(r) for r in rows))
     out = torch.full((len(rows), width), pad_value, dtype=torch.long)
@@ -39,7 +41,7 @@ def pad_sequences(sequences: Sequence[Sequence[int]], pad_value: int, max_length
 def _ids(example: Example, key: str = "input_ids") -> list[int]:
     if isinstance(example, dict):
         if key not in example:
-            raise ValueError(f"example has no {key!r} key; keys are {sorted(example)}")
+            raise InputError(f"example has no {key!r} key; keys are {sorted(example)}")
         return list(example[key])
     return list(example)
 
@@ -58,7 +60,7 @@ class MaskedLMCollator:
         seed: int | None = 0,
     ) -> None:
         if not 0.0 < mlm_probability < 1.0:
-            raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability}")
+            raise InputError(f"mlm_probability must be in (0, 1), got {mlm_probability}")
         self.mask_token_id = mask_token_id
         self.vocab_size = vocab_size
         self.pad_token_id = pad_token_id
@@ -73,7 +75,7 @@ class MaskedLMCollator:
     def from_tokenizer(cls, tokenizer: Any, **kwargs: Any) -> MaskedLMCollator:
         """Take mask, pad and special ids and the vocabulary size from a tokenizer (e.g. WordPieceTokenizer)."""
         if tokenizer.mask_token_id is None:
-            raise ValueError("the tokenizer has no mask token; pass mask_token_id explicitly")
+            raise InputError("the tokenizer has no mask token; pass mask_token_id explicitly")
         return cls(
             mask_token_id=tokenizer.mask_token_id,
             vocab_size=tokenizer.vocab_size,

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from minillm.errors import InputError
+
 from .atomic import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -110,14 +112,14 @@ class ModelConfig:
         if self.model_type in HF_MODEL_TYPES:
             self.model_type = HF_MODEL_TYPES[self.model_type]
         if self.model_type not in FAMILIES:
-            raise ValueError(f"model_type {self.model_type!r} is unknown; use one of {', '.join(FAMILIES)}")
+            raise InputError(f"model_type {self.model_type!r} is unknown; use one of {', '.join(FAMILIES)}")
         for name in ("vocab_size", "d_model", "num_heads", "num_layers", "max_seq_len"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
         if self.head_dim is None:
             if self.d_model % self.num_heads:
-                raise ValueError(
+                raise InputError(
                     f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads}); "
                     f"try d_model={self.num_heads * max(1, round(self.d_model / self.num_heads))}"
                 )
@@ -125,17 +127,17 @@ class ModelConfig:
         if self.num_kv_heads is None:
             self.num_kv_heads = self.num_heads
         if self.num_kv_heads <= 0 or self.num_heads % self.num_kv_heads:
-            raise ValueError(
+            raise InputError(
                 f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})"
             )
         if self.d_ff is None:
             self.d_ff = self._default_d_ff()
         if self.d_ff <= 0:
-            raise ValueError(f"d_ff must be positive, got {self.d_ff}")
+            raise InputError(f"d_ff must be positive, got {self.d_ff}")
         for name in ("dropout", "attention_dropout"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value}")
+                raise InputError(f"{name} must be in [0, 1), got {value}")
         if self.hidden_act is None:
             self.hidden_act = {"decoder_only": "silu", "encoder_only": "gelu", "encoder_decoder": "gelu_new"}[
                 self.model_type
@@ -143,11 +145,11 @@ class ModelConfig:
         if self.num_decoder_layers is None:
             self.num_decoder_layers = self.num_layers
         if self.sliding_window is not None and self.sliding_window <= 0:
-            raise ValueError(f"sliding_window must be a positive integer or None, got {self.sliding_window}")
+            raise InputError(f"sliding_window must be a positive integer or None, got {self.sliding_window}")
         if self.rope_scaling is not None:
             kind = self.rope_scaling.get("rope_type", self.rope_scaling.get("type", "default"))
             if kind not in ("default", "linear", "llama3"):
-                raise ValueError(f"rope_scaling type {kind!r} is not supported; use default, linear or llama3")
+                raise InputError(f"rope_scaling type {kind!r} is not supported; use default, linear or llama3")
             if kind == "default":
                 self.rope_scaling = None
 
@@ -162,7 +164,7 @@ class ModelConfig:
     def from_preset(cls, name: str, **overrides: Any) -> ModelConfig:
         """A named preset (``tiny``, ``small``, ``base``, ``bert-tiny``, ``t5-tiny``) with overrides."""
         if name not in PRESETS:
-            raise ValueError(f"preset {name!r} is unknown; use one of {', '.join(PRESETS)}")
+            raise InputError(f"preset {name!r} is unknown; use one of {', '.join(PRESETS)}")
         return cls.from_dict({**PRESETS[name], **overrides})
 
     @classmethod
@@ -196,7 +198,7 @@ class ModelConfig:
         if "d_ff" in data and data.get("model_type") == "t5":
             kwargs["d_ff"] = data["d_ff"]
         if unknown and strict:
-            raise ValueError(
+            raise InputError(
                 f"unknown config keys: {', '.join(sorted(unknown))}; valid keys are {', '.join(sorted(names))}"
             )
         if unknown:

@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from minillm.errors import InputError
+
 from .attention import Attention, KVCache, padding_and_causal_mask
 from .checkpoint import PretrainedMixin, register_family
 from .config import ModelConfig, coerce_config
@@ -87,7 +89,7 @@ class DecoderOnlyModel(GenerationMixin, PretrainedMixin, nn.Module):
         super().__init__()
         config = coerce_config(config)
         if config.model_type != "decoder_only":
-            raise ValueError(f"DecoderOnlyModel needs model_type 'decoder_only', got {config.model_type!r}")
+            raise InputError(f"DecoderOnlyModel needs model_type 'decoder_only', got {config.model_type!r}")
         self.config = config
         self.model = DecoderBody(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minillm.errors import InputError
+
 from .attention import KVCache
 from .layers import activation
 
@@ -92,7 +94,7 @@ class RowBlockMatmul:
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, parts: int) -> None:
         rows, self.width = weight.shape
         if rows < 2:
-            raise ValueError(f"RowBlockMatmul needs a weight of at least 2 rows, got shape {tuple(weight.shape)}")
+            raise InputError(f"RowBlockMatmul needs a weight of at least 2 rows, got shape {tuple(weight.shape)}")
         self.parts = max(2, min(parts, rows))
         block = rows // self.parts
         main = block * self.parts

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from minillm.errors import InputError
+
 VALID = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
 
@@ -32,21 +34,21 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
     try:
         device = torch.device(name.strip().lower() if isinstance(name, str) else name)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device {name!r} is unknown; use one of {', '.join(VALID)}") from exc
+        raise InputError(f"device {name!r} is unknown; use one of {', '.join(VALID)}") from exc
     if device.type == "cpu" or device.type == "meta":
         return device
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} is not available: CUDA is not available here; use 'cpu' or 'auto'")
+            raise InputError(f"device {name!r} is not available: CUDA is not available here; use 'cpu' or 'auto'")
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
-            raise ValueError(f"device {name!r} is not available: this machine has {count} CUDA device(s)")
+            raise InputError(f"device {name!r} is not available: this machine has {count} CUDA device(s)")
         return device
     if device.type == "mps":
         if not _mps_available():
-            raise ValueError(f"device {name!r} is not available: MPS is not available here; use 'cpu' or 'auto'")
+            raise InputError(f"device {name!r} is not available: MPS is not available here; use 'cpu' or 'auto'")
         return device
-    raise ValueError(f"device {name!r} is not supported; use one of {', '.join(VALID)}")
+    raise InputError(f"device {name!r} is not supported; use one of {', '.join(VALID)}")
 
 
 def bf16_is_fast(device: torch.device) -> bool:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minillm.errors import InputError
+
 from .attention import Attention
 from .checkpoint import PretrainedMixin, register_family
 from .config import ModelConfig, coerce_config
@@ -40,7 +42,7 @@ class BertEmbeddings(nn.Module):
     ) -> torch.Tensor:
         T = input_ids.shape[1]
         if T > self.position_embeddings.num_embeddings:
-            raise ValueError(f"sequence length {T} exceeds max_seq_len {self.position_embeddings.num_embeddings}")
+            raise InputError(f"sequence length {T} exceeds max_seq_len {self.position_embeddings.num_embeddings}")
         if position_ids is None:
             position_ids = torch.arange(T, device=input_ids.device)[None]  # (1, T)
         x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)  # (B, T, C)
@@ -131,7 +133,7 @@ class EncoderOnlyModel(PretrainedMixin, nn.Module):
         super().__init__()
         config = coerce_config(config)
         if config.model_type != "encoder_only":
-            raise ValueError(f"EncoderOnlyModel needs model_type 'encoder_only', got {config.model_type!r}")
+            raise InputError(f"EncoderOnlyModel needs model_type 'encoder_only', got {config.model_type!r}")
         self.config = config
         self.embeddings = BertEmbeddings(config)
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_layers))
@@ -196,7 +198,7 @@ class EncoderOnlyModel(PretrainedMixin, nn.Module):
 
     def _head(self) -> MLMHead:
         if self.mlm_head is None:
-            raise ValueError(
+            raise InputError(
                 "this encoder has no masked-LM head (it was loaded from a plain BertModel checkpoint); "
                 "use model(input_ids, attention_mask) for hidden states or model.embed(...) for sentence embeddings"
             )
@@ -212,7 +214,7 @@ class EncoderOnlyModel(PretrainedMixin, nn.Module):
     ) -> torch.Tensor:
         """Sentence embeddings (B, C): mean over real tokens (sentence-transformers) or the [CLS] state."""
         if pooling not in ("mean", "cls"):
-            raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+            raise InputError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
         was_training = self.training
         self.eval()  # no dropout in embeddings, even when called during training
         try:

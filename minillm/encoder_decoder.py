@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from minillm.errors import InputError
+
 from .attention import Attention, KVCache
 from .checkpoint import PretrainedMixin, register_family
 from .config import ModelConfig, coerce_config
@@ -32,7 +34,7 @@ def feed_forward_kind(config: ModelConfig) -> tuple[bool, str]:
     """(gated, activation) from ``feed_forward_proj`` ("relu", "gated-gelu", "gated-silu" ...), as transformers."""
     parts = config.feed_forward_proj.split("-")
     if len(parts) > 2 or (len(parts) == 2 and parts[0] != "gated"):
-        raise ValueError(f"feed_forward_proj must be 'ACT' or 'gated-ACT' (e.g. 'relu', 'gated-gelu'), got "
+        raise InputError(f"feed_forward_proj must be 'ACT' or 'gated-ACT' (e.g. 'relu', 'gated-gelu'), got "
                          f"{config.feed_forward_proj!r}")
     act = "gelu_new" if config.feed_forward_proj == "gated-gelu" else parts[-1]
     return len(parts) == 2, act
@@ -139,7 +141,7 @@ class EncoderDecoderModel(GenerationMixin, PretrainedMixin, nn.Module):
         super().__init__()
         config = coerce_config(config)
         if config.model_type != "encoder_decoder":
-            raise ValueError(f"EncoderDecoderModel needs model_type 'encoder_decoder', got {config.model_type!r}")
+            raise InputError(f"EncoderDecoderModel needs model_type 'encoder_decoder', got {config.model_type!r}")
         self.config = config
         self.shared = nn.Embedding(config.vocab_size, config.d_model)
         self.encoder = T5Stack(config, decoder=False)
@@ -232,7 +234,7 @@ class EncoderDecoderModel(GenerationMixin, PretrainedMixin, nn.Module):
         """Seq2seq forward: logits (B, T_dec, V), loss with labels (-100 ignored)."""
         if decoder_input_ids is None:
             if labels is None:
-                raise ValueError("pass decoder_input_ids or labels (decoder inputs are the labels shifted right)")
+                raise InputError("pass decoder_input_ids or labels (decoder inputs are the labels shifted right)")
             decoder_input_ids = self.shift_right(labels)
         encoder_hidden = self.encode(input_ids, attention_mask) if encoder_outputs is None else encoder_outputs
         logits = self.decode(decoder_input_ids, encoder_hidden, attention_mask, decoder_attention_mask)

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from minillm.errors import InputError
+
 StepFn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -32,15 +34,15 @@ class GenerationSettings:
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be a non-negative integer, got {self.max_new_tokens!r}")
+            raise InputError(f"max_new_tokens must be a non-negative integer, got {self.max_new_tokens!r}")
         if self.temperature <= 0 and self.do_sample:
-            raise ValueError(f"temperature must be > 0 when sampling, got {self.temperature}")
+            raise InputError(f"temperature must be > 0 when sampling, got {self.temperature}")
         if self.top_k is not None and self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0 (0 disables it), got {self.top_k}")
+            raise InputError(f"top_k must be >= 0 (0 disables it), got {self.top_k}")
         if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.repetition_penalty <= 0:
-            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+            raise InputError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
 
 
 def resolve_settings(
@@ -110,7 +112,7 @@ class StopStrings:
 
     def __init__(self, stops: list[str], tokenizer: Any, batch: int) -> None:
         if stops and tokenizer is None:
-            raise ValueError("stop strings need a tokenizer: pass tokenizer=... to generate()")
+            raise InputError("stop strings need a tokenizer: pass tokenizer=... to generate()")
         self.stops = stops
         self.tokenizer = tokenizer
         self.tail = max((len(s) for s in stops), default=0) + 4
@@ -173,7 +175,7 @@ def as_batch(input_ids: Any, device: torch.device) -> torch.Tensor:
     if ids.dim() == 1:
         ids = ids[None]
     if ids.dim() != 2 or ids.shape[1] == 0:
-        raise ValueError(f"input_ids must be a non-empty (batch, length) tensor, got shape {tuple(ids.shape)}")
+        raise InputError(f"input_ids must be a non-empty (batch, length) tensor, got shape {tuple(ids.shape)}")
     return ids.to(device)
 
 

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minillm.errors import InputError
+
 ACTIVATIONS = {
     "silu": F.silu,
     "swish": F.silu,
@@ -22,7 +24,7 @@ ACTIVATIONS = {
 def activation(name: str):
     """The activation function called ``name`` (transformers' spelling)."""
     if name not in ACTIVATIONS:
-        raise ValueError(f"activation {name!r} is unknown; use one of {', '.join(ACTIVATIONS)}")
+        raise InputError(f"activation {name!r} is unknown; use one of {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name]
 
 

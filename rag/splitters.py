@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from minillm.errors import InputError
+
 from .sentences import Span, paragraph_spans, sentence_spans, spans_between, strip_span
 
 __all__ = [
@@ -155,13 +157,13 @@ def semantic_spans(
 
 def _regex_spans(text: str, pattern: str | re.Pattern | None) -> list[Span]:
     if pattern is None or pattern == "":
-        raise ValueError(
+        raise InputError(
             "method='regex' needs a non-empty pattern=..., e.g. pattern=r'\\n#+ ' to split at headings"
         )
     try:
         compiled = re.compile(pattern) if isinstance(pattern, str) else pattern
     except re.error as exc:
-        raise ValueError(f"pattern={pattern!r} is not a valid regular expression ({exc})") from None
+        raise InputError(f"pattern={pattern!r} is not a valid regular expression ({exc})") from None
     return spans_between(text, [m.span() for m in compiled.finditer(text) if m.end() > m.start()])
 
 
@@ -236,7 +238,7 @@ class DocumentProcessor:
         options = {**self.options, **options}
         _validate(method, min_length, max_length)
         if not isinstance(text, str):
-            raise ValueError(f"text must be a str; got {type(text).__name__}")  # noqa: TRY004 (user input)
+            raise InputError(f"text must be a str; got {type(text).__name__}")
         whole = strip_span(text, 0, len(text))
         if whole is None or whole[1] - whole[0] < min_length:
             return []
@@ -264,9 +266,9 @@ def _chunks(text: str, min_length: int, max_length: int, options: dict) -> list[
     chunk_size = int(options.get("chunk_size", max_length))
     overlap = int(options.get("overlap", 0))
     if not 0 < chunk_size <= max_length:
-        raise ValueError(f"chunk_size={chunk_size} must be in 1..max_length={max_length}")
+        raise InputError(f"chunk_size={chunk_size} must be in 1..max_length={max_length}")
     if not 0 <= overlap < chunk_size:
-        raise ValueError(f"overlap={overlap} must be >= 0 and smaller than chunk_size={chunk_size}")
+        raise InputError(f"overlap={overlap} must be >= 0 and smaller than chunk_size={chunk_size}")
     spans = chunk_spans(text, chunk_size, overlap)
     if (
         len(spans) > 1
@@ -279,12 +281,12 @@ def _chunks(text: str, min_length: int, max_length: int, options: dict) -> list[
 
 def _validate(method: object, min_length: object, max_length: object) -> None:
     if method not in METHODS:
-        raise ValueError(f"method={method!r} is unknown; valid methods: {', '.join(METHODS)}")
+        raise InputError(f"method={method!r} is unknown; valid methods: {', '.join(METHODS)}")
     for name, value in (("min_length", min_length), ("max_length", max_length)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{name}={value!r} must be an int >= 0")
+            raise InputError(f"{name}={value!r} must be an int >= 0")
     if max_length < 1 or min_length > max_length:
-        raise ValueError(
+        raise InputError(
             f"min_length={min_length} and max_length={max_length}: need 1 <= max_length and "
             "min_length <= max_length"
         )

@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from minillm.errors import InputError
+
 EXAMPLES = """examples:
   python main.py continue --model_path checkpoints/tinyshakespeare-20261123-170000 --data_path more.txt
   python main.py continue --model_path run/best --data_path chats.jsonl --lr 5e-5 --epochs 3 --checkpoint_dir run2
@@ -38,11 +40,11 @@ def main(args: argparse.Namespace) -> int:
 
     model, tokenizer = load_model_and_tokenizer(args.model_path)
     if tokenizer is None:
-        raise ValueError(f"{args.model_path} has no tokenizer.json; it cannot tokenize new data")
+        raise InputError(f"{args.model_path} has no tokenizer.json; it cannot tokenize new data")
     train, val, _ = load_and_split_data(args.data_path, split_method=args.split_method, val_split=args.val_split,
                                         seed=args.seed, encoding_errors=args.encoding_errors)
     if args.val_split > 0 and not val:
-        raise ValueError(f"val_split={args.val_split} leaves no validation data from {len(train)} pieces")
+        raise InputError(f"val_split={args.val_split} leaves no validation data from {len(train)} pieces")
     max_len = args.max_seq_len or min(model.config.max_seq_len, 512)
     train_loader, val_loader = create_dataloaders(train, val, tokenizer, batch_size=args.batch_size,
                                                   max_length=max_len, model_type=model.config.model_type,

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from minillm.errors import InputError
+
 EXAMPLES = """examples:
   python main.py generate --prompt "To be, or not to be"              # newest run under checkpoints/
   python main.py generate --model_path checkpoints/default/best --prompt "ROMEO:" --temperature 0.8 --top_k 50
@@ -46,9 +48,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"[using {model_path}]", file=sys.stderr)
     model, tokenizer = load_model_and_tokenizer(str(model_path), tokenizer_path=args.tokenizer_path, device=device)
     if tokenizer is None:
-        raise ValueError(f"{model_path} has no tokenizer.json; pass --tokenizer_path")
+        raise InputError(f"{model_path} has no tokenizer.json; pass --tokenizer_path")
     if not hasattr(model, "stream"):
-        raise ValueError(f"{model_path} holds a {type(model).__name__}, which does not generate text; "
+        raise InputError(f"{model_path} holds a {type(model).__name__}, which does not generate text; "
                          "use a decoder checkpoint")
     prompt = args.prompt
     if args.chat:
@@ -58,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
         prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     ids = tokenizer.encode(prompt, add_special_tokens=not args.chat)
     if not ids:
-        raise ValueError("the prompt encodes to no tokens; give a non-empty --prompt")
+        raise InputError("the prompt encodes to no tokens; give a non-empty --prompt")
     sample = args.temperature > 0
     stream = model.stream(
         [ids], max_new_tokens=args.max_new_tokens, do_sample=sample, temperature=args.temperature if sample else 1.0,

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from minillm.errors import InputError
+
 
 def read_config_file(path: str) -> dict[str, Any]:
     """A flat mapping of flag names to values from a .json, .yaml or .yml file."""
@@ -23,9 +25,9 @@ def read_config_file(path: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) if file.suffix in (".yaml", ".yml") else json.loads(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"--config file {path!r} is not valid {file.suffix[1:].upper()}: {exc}") from None
+        raise InputError(f"--config file {path!r} is not valid {file.suffix[1:].upper()}: {exc}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"--config file {path!r} must hold a mapping of flag names to values")  # noqa: TRY004
+        raise InputError(f"--config file {path!r} must hold a mapping of flag names to values")
     return {key.lstrip("-").replace("-", "_"): value for key, value in data.items()}
 
 
@@ -42,7 +44,7 @@ def merge_settings(
         from_file = read_config_file(args.config)
         unknown = sorted(set(from_file) - set(defaults))
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"--config {args.config!r} has unknown keys: {', '.join(unknown)} (valid: {', '.join(sorted(defaults))})"
             )
     return {**defaults, **(saved or {}), **from_file, **typed}

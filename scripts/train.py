@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from minillm.errors import InputError
+
 from .run_config import add_flag, merge_settings
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "training" / "sample_data" / "tinyshakespeare.txt"
@@ -106,7 +108,7 @@ def _resume(args: argparse.Namespace, resume: Any) -> int:
     typed = {k for k in vars(args) if k != "config"}
     conflicting = sorted(typed & set(ARCHITECTURE))
     if conflicting:
-        raise ValueError(f"conflicting flags: --resume continues a saved run, so --{conflicting[0]} cannot change "
+        raise InputError(f"conflicting flags: --resume continues a saved run, so --{conflicting[0]} cannot change "
                          "it; drop it (or start a new run without --resume)")
     settings, checkpoint = resume_settings(resume, getattr(args, "checkpoint_dir", None))
     if checkpoint is None:
@@ -118,7 +120,7 @@ def _resume(args: argparse.Namespace, resume: Any) -> int:
     settings = _normalize(merge_settings(args, {**DEFAULTS, **saved}))
     changed = sorted(k for k in ARCHITECTURE if settings.get(k) != {**DEFAULTS, **saved}.get(k))
     if changed:
-        raise ValueError(f"conflicting settings: --resume continues a saved run, so {changed[0]!r} cannot change "
+        raise InputError(f"conflicting settings: --resume continues a saved run, so {changed[0]!r} cannot change "
                          f"(the --config file sets it); drop it (or start a new run without --resume)")
     run = prepare_run(settings, fresh=False)
     return _train(run, resume_from=checkpoint)

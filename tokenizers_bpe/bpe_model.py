@@ -5,6 +5,7 @@ from __future__ import annotations
 from itertools import pairwise
 
 from .bytes_map import bytes_to_unicode, text_to_byte_chars
+from .errors import TokenizerInputError
 
 _NONE = (1 << 62, -1)  # (rank, id) of a pair that has no merge
 
@@ -62,7 +63,7 @@ class BPEModel:
         for rank, (left, right) in enumerate(merges):
             ids = (vocab.get(left), vocab.get(right), vocab.get(left + right))
             if None in ids:
-                raise ValueError(
+                raise TokenizerInputError(
                     f"merge #{rank} {left!r} + {right!r} uses or makes a token missing from the vocabulary; "
                     "every merge's parts and result must be in the vocab"
                 )

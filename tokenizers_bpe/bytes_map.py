@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from .errors import TokenizerInputError
+
 
 @lru_cache(maxsize=1)
 def bytes_to_unicode() -> dict[int, str]:
@@ -69,7 +71,7 @@ def text_to_byte_chars(text: str) -> str:
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ValueError(
+        raise TokenizerInputError(
             f"text holds a lone surrogate {text[exc.start : exc.end]!r} at index {exc.start}, which has no UTF-8 "
             "encoding; pass valid Unicode text"
         ) from None
@@ -89,7 +91,7 @@ def byte_chars_to_bytes(chars: str) -> bytes:
     try:
         return bytes(table[c] for c in chars)
     except KeyError as exc:
-        raise ValueError(
+        raise TokenizerInputError(
             f"token {chars!r} holds {exc.args[0]!r}, which is not a byte-level character; byte-level "
             "tokens use only the 256 characters of bytes_to_unicode()"
         ) from None

@@ -6,6 +6,8 @@ import json
 from datetime import datetime
 from functools import lru_cache
 
+from .errors import TokenizerInputError
+
 #: ChatML, the default for our own tokenizers.
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -50,7 +52,7 @@ def _compile(template: str):
     try:
         return env.from_string(template)
     except TemplateSyntaxError as exc:
-        raise ValueError(f"chat template is not valid Jinja ({exc.message}, line {exc.lineno})") from None
+        raise TokenizerInputError(f"chat template is not valid Jinja ({exc.message}, line {exc.lineno})") from None
 
 
 def render_chat(
@@ -72,7 +74,7 @@ def render_chat(
     from jinja2.exceptions import TemplateError
 
     if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m for m in messages):
-        raise ValueError(
+        raise TokenizerInputError(
             f"messages must be a list of dicts with 'role' and 'content'; got {str(messages)[:80]!r}"
         )
     compiled = _compile(template)
@@ -81,4 +83,4 @@ def render_chat(
     try:
         return compiled.render(messages=messages, add_generation_prompt=add_generation_prompt, **variables)
     except TemplateError as exc:
-        raise ValueError(f"chat template refused the messages: {exc}") from None
+        raise TokenizerInputError(f"chat template refused the messages: {exc}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .errors import TokenizerInputError
 from .special_tokens import AddedToken
 
 BYTE_LEVEL_DECODER = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
@@ -33,7 +34,7 @@ class TokenizerSpec:
 
 
 def _fail(what: str, seen: object, valid: str) -> ValueError:
-    return ValueError(f"tokenizer.json {what} is {seen!r}; expected {valid}")
+    return TokenizerInputError(f"tokenizer.json {what} is {seen!r}; expected {valid}")
 
 
 def _steps_from_json(spec: dict | None) -> list[dict]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 
+from .errors import TokenizerInputError
+
 _FORMS = ("NFC", "NFD", "NFKC", "NFKD")
 
 
@@ -32,6 +34,6 @@ def make_normalizer(spec: dict | None) -> Callable[[str], str] | None:
             return text
 
         return sequence
-    raise ValueError(
+    raise TokenizerInputError(
         f"normalizer {spec!r} is not supported; expected null, one of {_FORMS}, Lowercase or a Sequence of them"
     )

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import regex
 
+from .errors import TokenizerInputError
+
 #: GPT-2's split pattern (also HF's ``ByteLevel(use_regex=True)``).
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 #: GPT-4's (cl100k) split pattern: case-insensitive contractions, numbers in groups of up to three digits.
@@ -40,7 +42,7 @@ def resolve_pattern(pattern: str) -> str:
     try:
         regex.compile(pattern)
     except regex.error as exc:
-        raise ValueError(
+        raise TokenizerInputError(
             f"pattern {pattern!r} is not a valid regex ({exc}); pass one of {sorted(PATTERNS)} or a regex"
         ) from None
     return pattern
@@ -145,7 +147,7 @@ class PreTokenizer:
         if kind == "Split":
             behavior = step.get("behavior", "Isolated")
             if behavior not in BEHAVIORS:
-                raise ValueError(f"Split behavior {behavior!r} is not supported; expected one of {BEHAVIORS}")
+                raise TokenizerInputError(f"Split behavior {behavior!r} is not supported; expected one of {BEHAVIORS}")
             compiled = regex.compile(step["pattern"])
             return lambda text: split_pieces(text, compiled, behavior)
         if kind == "Digits":
@@ -161,7 +163,7 @@ class PreTokenizer:
                 return split_pieces(text, compiled) if compiled is not None else [text]
 
             return byte_level
-        raise ValueError(
+        raise TokenizerInputError(
             f"pre-tokenizer step {kind!r} is not supported; expected Split, Digits or ByteLevel (got {step})"
         )
 

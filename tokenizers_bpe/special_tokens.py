@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 
 import regex
 
+from .errors import TokenizerInputError
+
 #: ``allowed_special`` values: "all" honours every special token found in the text (HF's behaviour),
 #: "none" encodes special-token text as ordinary text, a collection honours only the tokens it names.
 AllowedSpecial = str | Collection[str]
@@ -28,7 +30,7 @@ class AddedToken:
     def from_dict(cls, data: dict) -> AddedToken:
         """Build from a ``tokenizer.json`` entry; unknown keys are ignored."""
         if not isinstance(data.get("id"), int) or not isinstance(data.get("content"), str):
-            raise ValueError(  # noqa: TRY004 (the house rule: user input errors are ValueError)
+            raise TokenizerInputError(
                 f"added token {data!r} needs an int 'id' and a str 'content'"
             )
         keys = ("special", "single_word", "lstrip", "rstrip", "normalized")
@@ -83,13 +85,13 @@ class AddedVocabulary:
         if allowed_special == "none":
             return frozenset()
         if isinstance(allowed_special, str):
-            raise ValueError(  # noqa: TRY004 (house rule: bad user input is a ValueError)
+            raise TokenizerInputError(
                 f"allowed_special={allowed_special!r} is not a policy; use 'all', 'none' or a set of tokens"
             )
         allowed = frozenset(allowed_special)
         unknown = sorted(allowed - self.special_contents)
         if unknown:
-            raise ValueError(
+            raise TokenizerInputError(
                 f"allowed_special names {unknown}, which are not special tokens of this tokenizer; known: "
                 f"{sorted(self.special_contents)}"
             )

@@ -13,6 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import TokenizerInputError
+
 logger = logging.getLogger(__name__)
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -24,7 +26,7 @@ def _read_json(path: Path) -> object:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); expected a tokenizer JSON file") from None
+        raise TokenizerInputError(f"{path} is not valid JSON ({exc}); expected a tokenizer JSON file") from None
 
 
 def read_files(path: str | Path) -> tuple[object, dict, str | None]:

@@ -10,6 +10,7 @@ import regex
 from .bpe_model import BPEModel
 from .bytes_map import bytes_to_unicode
 from .chat_template import CHATML_TEMPLATE, render_chat
+from .errors import TokenizerInputError
 from .hf_json import TokenizerSpec, post_processor_ids, spec_from_json, spec_to_json
 from .normalize import make_normalizer
 from .pretokenize import GPT2_PATTERN, PreTokenizer, resolve_pattern
@@ -64,15 +65,15 @@ class BPETokenizer:
     ):
         self.special_tokens = list(dict.fromkeys(special_tokens))
         if not all(isinstance(token, str) and token for token in self.special_tokens):
-            raise ValueError(f"special_tokens must be non-empty strings; got {self.special_tokens!r}")
+            raise TokenizerInputError(f"special_tokens must be non-empty strings; got {self.special_tokens!r}")
         smallest = 256 + len(self.special_tokens)
         if not isinstance(vocab_size, int) or vocab_size < smallest:
-            raise ValueError(
+            raise TokenizerInputError(
                 f"vocab_size={vocab_size!r} is too small; it must be an int >= {smallest} "
                 f"(256 bytes + {len(self.special_tokens)} special tokens)"
             )
         if not isinstance(min_frequency, int) or min_frequency < 0:
-            raise ValueError(f"min_frequency={min_frequency!r} is invalid; expected an int >= 0")
+            raise TokenizerInputError(f"min_frequency={min_frequency!r} is invalid; expected an int >= 0")
         roles = {
             "bos_token": bos_token,
             "eos_token": eos_token,
@@ -83,7 +84,7 @@ class BPETokenizer:
             if isinstance(token, _RoleDefault):
                 roles[role] = token = ENDOFTEXT if ENDOFTEXT in self.special_tokens else None
             if token is not None and token not in self.special_tokens:
-                raise ValueError(f"{role}={token!r} is not one of special_tokens {self.special_tokens}")
+                raise TokenizerInputError(f"{role}={token!r} is not one of special_tokens {self.special_tokens}")
         self.target_vocab_size = vocab_size
         self.min_frequency = min_frequency
         self.pattern = resolve_pattern(pattern)
@@ -112,7 +113,7 @@ class BPETokenizer:
 
         counts = count_words(texts, split, show_progress=progress)
         if not counts:
-            raise ValueError(
+            raise TokenizerInputError(
                 "the training corpus holds no text (0 words after pre-splitting); pass non-empty strings"
             )
         id_to_token, merges = learn_merges(
@@ -142,7 +143,7 @@ class BPETokenizer:
         self._id_to_token: list[str | None] = [None] * size
         for token, index in self._token_to_id.items():
             if index < 0:
-                raise ValueError(f"token {token!r} has id {index}; ids must be >= 0")
+                raise TokenizerInputError(f"token {token!r} has id {index}; ids must be >= 0")
             self._id_to_token[index] = token
         byte_of = {char: bytes([byte]) for byte, char in bytes_to_unicode().items()}
         self._id_bytes: list[bytes | None] = [
@@ -168,9 +169,9 @@ class BPETokenizer:
         ``add_special_tokens`` adds what the post-processor adds (nothing for our own tokenizers).
         """
         if self._spec is None:
-            raise ValueError(_NOT_TRAINED)
+            raise TokenizerInputError(_NOT_TRAINED)
         if not isinstance(text, str):
-            raise ValueError(  # noqa: TRY004 (the house rule: user input errors are ValueError)
+            raise TokenizerInputError(
                 f"encode expects a str; got {type(text).__name__}"
             )
         if allowed_special == "all":
@@ -207,7 +208,7 @@ class BPETokenizer:
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
         """Text of ``ids``; bytes that do not form valid UTF-8 become U+FFFD, as in HF."""
         if self._spec is None:
-            raise ValueError(_NOT_TRAINED)
+            raise TokenizerInputError(_NOT_TRAINED)
         table = self._id_bytes
         ids = list(ids)
         if skip_special_tokens:
@@ -220,7 +221,7 @@ class BPETokenizer:
             bad = next(
                 i for i in ids if not isinstance(i, int) or not 0 <= i < len(table) or table[i] is None
             )
-            raise ValueError(
+            raise TokenizerInputError(
                 f"cannot decode id {bad!r}: valid ids are the ints 0..{len(table) - 1} of the vocabulary"
             )
         return b"".join(parts).decode("utf-8", errors="replace")
@@ -297,7 +298,7 @@ class BPETokenizer:
     def save(self, path: str | Path) -> Path:
         """Write ``tokenizer.json`` (and, for a folder, ``tokenizer_config.json``); returns the json's path."""
         if self._spec is None:
-            raise ValueError(_NOT_TRAINED)
+            raise TokenizerInputError(_NOT_TRAINED)
         config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
         config.update({role: getattr(self, role) for role in ROLES})
         config["chat_template"] = self.chat_template

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from tqdm.auto import tqdm
 
 from .bytes_map import byte_alphabet, bytes_to_unicode
+from .errors import TokenizerInputError
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def count_words(
     total = len(texts) if hasattr(texts, "__len__") else None
     for index, text in enumerate(tqdm(texts, total=total, desc="count words", disable=not show_progress)):
         if not isinstance(text, str):
-            raise ValueError(  # noqa: TRY004 (the house rule: user input errors are ValueError)
+            raise TokenizerInputError(
                 f"training text #{index} is a {type(text).__name__}, not a str; pass strings"
             )
         counts.update(split(text))

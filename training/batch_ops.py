@@ -7,13 +7,14 @@ from typing import Any
 
 import torch
 
+from minillm.errors import InputError
 from minillm.losses import IGNORE_INDEX
 
 
 def require_mapping(batch: Any) -> Mapping[str, Any]:
     """The batch itself, or a clear error when it is not a dict of model inputs."""
     if not isinstance(batch, Mapping):
-        raise ValueError(  # noqa: TRY004 (house rule: bad user input is a ValueError)
+        raise InputError(
             f"batches must be dicts passed as model(**batch) (input_ids, attention_mask, labels ...), "
             f"got {type(batch).__name__}"
         )
@@ -53,7 +54,7 @@ def loss_of(output: Any, step: int) -> torch.Tensor:
     if loss is None and isinstance(output, tuple) and output and torch.is_tensor(output[0]) and output[0].dim() == 0:
         loss = output[0]
     if loss is None:
-        raise ValueError(
+        raise InputError(
             f"the model returned no loss at step {step}; batches must include 'labels' so model(**batch).loss is set"
         )
     return loss

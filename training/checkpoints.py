@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from minillm.atomic import atomic_directory
+from minillm.errors import InputError
 
 from .trainer_state import (
     OPTIMIZER,
@@ -109,7 +110,7 @@ def save_tokenizer(tokenizer: Any, directory: Path) -> None:
     """Our tokenizers have ``save(dir)``; transformers' have ``save_pretrained(dir)``."""
     save = getattr(tokenizer, "save_pretrained", None) or getattr(tokenizer, "save", None)
     if save is None:
-        raise ValueError(f"tokenizer of type {type(tokenizer).__name__} has neither save() nor save_pretrained()")
+        raise InputError(f"tokenizer of type {type(tokenizer).__name__} has neither save() nor save_pretrained()")
     save(str(directory))
 
 
@@ -143,7 +144,7 @@ def claim_for_fresh_run(checkpoint_dir: Path, overwrite: bool) -> None:
     if not old:
         return
     if not overwrite:
-        raise ValueError(
+        raise InputError(
             f"checkpoint_dir {str(checkpoint_dir)!r} already holds checkpoints of another run (up to {old[-1][1].name}); "
             "pass resume_from_checkpoint=True to continue it, another checkpoint_dir, or overwrite_output_dir=True "
             "to replace it"

@@ -22,6 +22,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
 
 from minillm.devices import resolve_device as resolve_user_device
+from minillm.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def shard_loader(loader: Any, ctx: DistributedContext, seed: int) -> Any:
         if isinstance(loader.sampler, DistributedSampler):
             return loader
         if loader.batch_size is None:
-            raise ValueError(
+            raise InputError(
                 "under torchrun the Trainer shards DataLoaders built with batch_size=; this one uses a custom "
                 "batch_sampler, so give it a DistributedSampler yourself"
             )
@@ -92,7 +93,7 @@ def shard_loader(loader: Any, ctx: DistributedContext, seed: int) -> Any:
         )
     if isinstance(loader, (list, tuple)):
         return list(loader[ctx.rank :: ctx.world_size])
-    raise ValueError(
+    raise InputError(
         f"cannot shard a {type(loader).__name__} across {ctx.world_size} processes; pass a DataLoader or a list"
     )
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from minillm.errors import InputError
+
 
 class EarlyStopping:
     """Stop after ``patience`` evaluations without an improvement larger than ``min_delta``.
@@ -23,11 +25,11 @@ class EarlyStopping:
 
     def __init__(self, patience: int | None = 3, min_delta: float = 0.0, mode: str = "min") -> None:
         if patience is not None and (not isinstance(patience, int) or patience < 1):
-            raise ValueError(f"early_stopping_patience must be a positive int or None, got {patience!r}")
+            raise InputError(f"early_stopping_patience must be a positive int or None, got {patience!r}")
         if not isinstance(min_delta, (int, float)) or min_delta < 0 or math.isnan(min_delta):
-            raise ValueError(f"early_stopping_min_delta must be a number >= 0, got {min_delta!r}")
+            raise InputError(f"early_stopping_min_delta must be a number >= 0, got {min_delta!r}")
         if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+            raise InputError(f"mode must be 'min' or 'max', got {mode!r}")
         self.patience = patience
         self.min_delta = float(min_delta)
         self.mode = mode

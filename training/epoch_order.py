@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from minillm.errors import InputError
+
 
 @contextlib.contextmanager
 def isolated_rng(device: torch.device | None = None, seed: int | None = None) -> Iterator[None]:
@@ -46,7 +48,7 @@ def epoch_batches(loader: Iterable, epoch: int, seed: int, skip: int, device: to
         if skip:
             consumed = sum(1 for _ in itertools.islice(iterator, skip))
             if consumed < skip:
-                raise ValueError(
+                raise InputError(
                     f"the checkpoint is {skip} batches into epoch {epoch} but the train dataloader has only "
                     f"{consumed}; resume with the same data and batch size"
                 )

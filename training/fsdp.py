@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from minillm.errors import InputError
+
 
 def shard_model(model: nn.Module) -> nn.Module:
     """Apply ``fully_shard`` to each block of every ModuleList, then to the root (in place)."""
@@ -65,7 +67,7 @@ def load_full_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer, tens
     from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
 
     if meta.get("keyed_by") != "name":
-        raise ValueError("this checkpoint's optimizer state was not written by an fsdp=True run; resume it without fsdp")
+        raise InputError("this checkpoint's optimizer state was not written by an fsdp=True run; resume it without fsdp")
     state: dict[str, dict[str, Any]] = {}
     for key, value in tensors.items():
         name, field = key[len("state.") :].rsplit(".", 1)

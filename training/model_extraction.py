@@ -18,6 +18,7 @@ from typing import Any
 import minillm
 from minillm.atomic import atomic_directory
 from minillm.checkpoint import resolve_model_dir
+from minillm.errors import InputError
 
 from .checkpoints import find_latest_checkpoint, save_tokenizer
 from .tokenizer_loading import has_tokenizer, load_tokenizer
@@ -77,7 +78,7 @@ def load_model_and_tokenizer(
     """
     unknown = sorted(set(options) - LOAD_OPTIONS)
     if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for load_model_and_tokenizer; supported: {sorted(LOAD_OPTIONS)}")
+        raise InputError(f"unknown option(s) {unknown} for load_model_and_tokenizer; supported: {sorted(LOAD_OPTIONS)}")
     path = resolve_model_path(model_path)
     model = minillm.load_pretrained(path, device=device, dtype=options.get("dtype"))
     if tokenizer_path is not None:
@@ -100,7 +101,7 @@ def check_vocabulary(model: Any, tokenizer: Any) -> None:
     """Refuse a tokenizer whose vocabulary size differs from the model's embedding rows."""
     rows, size = embedding_rows(model), getattr(tokenizer, "vocab_size", None)
     if rows is not None and size is not None and rows != size:
-        raise ValueError(
+        raise InputError(
             f"tokenizer vocabulary size {size} does not match the model's embedding size {rows}; use the "
             f"tokenizer the model was trained with"
         )

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from minillm.errors import InputError
+
 from .schedules import validate_schedule
 
 MIXED_PRECISION = (None, "no", "auto", "bf16", "fp16")
@@ -72,15 +74,15 @@ class TrainerOptions:
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         if self.save_total_limit is not None and (not isinstance(self.save_total_limit, int) or self.save_total_limit < 1):
-            raise ValueError(f"save_total_limit must be an int >= 1 or None, got {self.save_total_limit!r}")
+            raise InputError(f"save_total_limit must be an int >= 1 or None, got {self.save_total_limit!r}")
         if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError(f"max_minutes must be > 0 or None, got {self.max_minutes!r}")
+            raise InputError(f"max_minutes must be > 0 or None, got {self.max_minutes!r}")
         if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+            raise InputError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.max_grad_norm is not None and self.max_grad_norm < 0:
-            raise ValueError(f"max_grad_norm must be >= 0 or None, got {self.max_grad_norm!r}")
+            raise InputError(f"max_grad_norm must be >= 0 or None, got {self.max_grad_norm!r}")
         if self.mixed_precision not in MIXED_PRECISION:
-            raise ValueError(f"mixed_precision {self.mixed_precision!r} is unknown; use None, 'auto', 'bf16' or 'fp16'")
+            raise InputError(f"mixed_precision {self.mixed_precision!r} is unknown; use None, 'auto', 'bf16' or 'fp16'")
         if self.mixed_precision == "no":
             self.mixed_precision = None
 
@@ -90,28 +92,28 @@ class TrainerOptions:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise ValueError(f"unknown Trainer option(s) {unknown}; valid options: {', '.join(sorted(known))}")
+            raise InputError(f"unknown Trainer option(s) {unknown}; valid options: {', '.join(sorted(known))}")
         return cls(**options)
 
 
 def validate_inputs(model: Any, train_dataloader: Any, val_dataloader: Any, learning_rate: Any, checkpoint_dir: Any) -> None:
     """The Trainer's positional inputs, with one clear ValueError for each mistake."""
     if not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
-        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+        raise InputError(f"learning_rate must be a positive number, got {learning_rate!r}")
     if train_dataloader is None:
-        raise ValueError("train_dataloader is required")
+        raise InputError("train_dataloader is required")
     if hasattr(train_dataloader, "__len__") and len(train_dataloader) == 0:
-        raise ValueError("train_dataloader is empty (0 batches); check the dataset size and batch_size")
+        raise InputError("train_dataloader is empty (0 batches); check the dataset size and batch_size")
     if val_dataloader is not None and hasattr(val_dataloader, "__len__") and len(val_dataloader) == 0:
-        raise ValueError("val_dataloader is empty (0 batches); pass None to monitor the training loss instead")
+        raise InputError("val_dataloader is empty (0 batches); pass None to monitor the training loss instead")
     if checkpoint_dir is None:
-        raise ValueError("checkpoint_dir is required (checkpoints, best/ and final/ are written there)")
+        raise InputError("checkpoint_dir is required (checkpoints, best/ and final/ are written there)")
     if not callable(getattr(model, "save_pretrained", None)):
-        raise ValueError(  # noqa: TRY004 (house rule: bad user input is a ValueError)
+        raise InputError(
             f"{type(model).__name__} has no save_pretrained(dir); the Trainer saves checkpoints with it"
         )
 
 
 def _positive_int(name: str, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+        raise InputError(f"{name} must be a positive int, got {value!r}")

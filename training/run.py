@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from minillm.atomic import atomic_directory, atomic_write_text
+from minillm.errors import InputError
 
 logger = logging.getLogger(__name__)
 RUN_CONFIG = "run_config.json"
@@ -56,7 +57,7 @@ def prepare_run(settings: dict[str, Any], fresh: bool) -> Run:
     train, val, _ = load_and_split_data(settings["data_path"], split_method=settings["split_method"],
                                         val_split=settings["val_split"], seed=settings["seed"], **split_options)
     if settings["val_split"] > 0 and not val:
-        raise ValueError(f"val_split={settings['val_split']} leaves no validation data from {len(train)} pieces; "
+        raise InputError(f"val_split={settings['val_split']} leaves no validation data from {len(train)} pieces; "
                          "add data or use --val_split 0")
     tokenizer = _tokenizer(settings, root, train, fresh)
     overrides = {k: settings[k] for k in MODEL_KEYS if settings.get(k) is not None}
@@ -97,13 +98,13 @@ def resume_settings(resume: Any, checkpoint_dir: str | None) -> tuple[dict[str, 
     if resume is True:
         root = Path(checkpoint_dir) if checkpoint_dir else newest_run(Path("checkpoints"))
         if root is None:
-            raise ValueError("--resume found no run under checkpoints/; pass --checkpoint_dir or a run path")
+            raise InputError("--resume found no run under checkpoints/; pass --checkpoint_dir or a run path")
         checkpoint = None
     else:
         path = Path(resume)
         root, checkpoint = (path.parent, path) if path.name.startswith("checkpoint-") else (path, None)
     if not (root / RUN_CONFIG).is_file():
-        raise ValueError(f"--resume: {str(root)!r} is not a run directory (no {RUN_CONFIG}); nothing to resume")
+        raise InputError(f"--resume: {str(root)!r} is not a run directory (no {RUN_CONFIG}); nothing to resume")
     settings = json.loads((root / RUN_CONFIG).read_text())
     settings["checkpoint_dir"] = str(root)
     if checkpoint is None:
@@ -111,7 +112,7 @@ def resume_settings(resume: Any, checkpoint_dir: str | None) -> tuple[dict[str, 
             return settings, None
         checkpoint = find_latest_checkpoint(root)
         if checkpoint is None:
-            raise ValueError(f"--resume: {str(root)!r} has no complete checkpoint yet; start the run again instead")
+            raise InputError(f"--resume: {str(root)!r} has no complete checkpoint yet; start the run again instead")
     return settings, checkpoint
 
 
@@ -132,13 +133,13 @@ def _claim_run_dir(root: Path, overwrite: bool) -> None:
     folder is refused even with ``overwrite``: it is not ours to delete.
     """
     if root.exists() and not root.is_dir():
-        raise ValueError(f"checkpoint_dir {str(root)!r} is a file; pass a directory")
+        raise InputError(f"checkpoint_dir {str(root)!r} is a file; pass a directory")
     if root.is_dir() and any(root.iterdir()):
         if not (root / RUN_CONFIG).is_file():
-            raise ValueError(f"checkpoint_dir {str(root)!r} is not empty and holds no {RUN_CONFIG} (not a previous "
+            raise InputError(f"checkpoint_dir {str(root)!r} is not empty and holds no {RUN_CONFIG} (not a previous "
                              "run), so it is not replaced even with --overwrite; pass a new or empty directory")
         if _has_saved_model(root) and not overwrite:
-            raise ValueError(f"checkpoint_dir {str(root)!r} already holds a run; pass --resume to continue it "
+            raise InputError(f"checkpoint_dir {str(root)!r} already holds a run; pass --resume to continue it "
                              "or --overwrite to start over")
         logger.info("replacing the previous run in %s", root)
         shutil.rmtree(root)

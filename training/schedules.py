@@ -20,17 +20,19 @@ from __future__ import annotations
 
 import math
 
+from minillm.errors import InputError
+
 SCHEDULES = ("constant", "cosine", "linear")
 
 
 def validate_schedule(kind: str, warmup_steps: int, min_lr_ratio: float = 0.0) -> None:
     """Raise ValueError for an unknown schedule or out-of-range settings."""
     if kind not in SCHEDULES:
-        raise ValueError(f"lr_scheduler {kind!r} is unknown; use one of {', '.join(SCHEDULES)}")
+        raise InputError(f"lr_scheduler {kind!r} is unknown; use one of {', '.join(SCHEDULES)}")
     if not isinstance(warmup_steps, int) or warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be an int >= 0, got {warmup_steps!r}")
+        raise InputError(f"warmup_steps must be an int >= 0, got {warmup_steps!r}")
     if not 0.0 <= min_lr_ratio <= 1.0:
-        raise ValueError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio!r}")
+        raise InputError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio!r}")
 
 
 def lr_factor(
@@ -43,7 +45,7 @@ def lr_factor(
     if kind == "constant":
         return 1.0
     if total_steps is None:
-        raise ValueError(f"lr_scheduler {kind!r} needs total_steps (pass max_steps to the Trainer)")
+        raise InputError(f"lr_scheduler {kind!r} needs total_steps (pass max_steps to the Trainer)")
     span = max(1, total_steps - warmup_steps)
     progress = min(1.0, (step - warmup_steps) / span)
     if kind == "cosine":
@@ -51,7 +53,7 @@ def lr_factor(
     elif kind == "linear":
         decay = 1.0 - progress
     else:
-        raise ValueError(f"lr_scheduler {kind!r} is unknown; use one of {', '.join(SCHEDULES)}")
+        raise InputError(f"lr_scheduler {kind!r} is unknown; use one of {', '.join(SCHEDULES)}")
     return min_lr_ratio + (1.0 - min_lr_ratio) * decay
 
 

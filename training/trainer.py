@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from minillm.devices import bf16_is_fast
+from minillm.errors import InputError
 
 from . import trainer_state as ts
 from .batch_ops import count_tokens, loss_of, loss_weight, to_device, zero_loss
@@ -108,7 +109,7 @@ class Trainer:
         if opts.gradient_checkpointing:
             enable = getattr(model, "gradient_checkpointing_enable", None)
             if enable is None:
-                raise ValueError(f"gradient_checkpointing=True but {type(model).__name__} has no gradient_checkpointing_enable()")
+                raise InputError(f"gradient_checkpointing=True but {type(model).__name__} has no gradient_checkpointing_enable()")
             enable()
         self.train_dataloader = shard_loader(train_dataloader, self.dist, opts.seed)
         self.val_dataloader = shard_loader(val_dataloader, self.dist, opts.seed)
@@ -130,7 +131,7 @@ class Trainer:
     def _build_optimizer(self) -> torch.optim.Optimizer:
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         if not named:
-            raise ValueError(f"{type(self.model).__name__} has no parameter with requires_grad=True; nothing to train")
+            raise InputError(f"{type(self.model).__name__} has no parameter with requires_grad=True; nothing to train")
         decay = [p for _, p in named if p.dim() >= 2]
         no_decay = [p for _, p in named if p.dim() < 2]
         groups = [{"params": decay, "weight_decay": self.options.weight_decay},
@@ -147,10 +148,10 @@ class Trainer:
             return None, None
         if mode == "fp16":
             if kind != "cuda":
-                raise ValueError(f"mixed_precision='fp16' needs CUDA (device is {kind}); use 'bf16' or None")
+                raise InputError(f"mixed_precision='fp16' needs CUDA (device is {kind}); use 'bf16' or None")
             return torch.float16, torch.amp.GradScaler("cuda")
         if kind == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ValueError("mixed_precision='bf16' but this GPU has no bf16 support; use 'fp16'")
+            raise InputError("mixed_precision='bf16' but this GPU has no bf16 support; use 'fp16'")
         return torch.bfloat16, None
 
     def _autocast(self) -> Any:
@@ -168,7 +169,7 @@ class Trainer:
         entry per evaluation), ``restored_best``, ``stop_reason``, ``best_checkpoint`` and ``final_checkpoint``.
         """
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-            raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+            raise InputError(f"epochs must be a positive int, got {epochs!r}")
         opts, state = self.options, self.state
         if self.dist.is_main:
             recover_interrupted(self.checkpoint_dir)
@@ -210,7 +211,7 @@ class Trainer:
                 stop = self._update_and_events(window)
                 trained_any = True
             if not trained_any:
-                raise ValueError(f"train_dataloader yielded no batches in epoch {epoch}; check the dataset")
+                raise InputError(f"train_dataloader yielded no batches in epoch {epoch}; check the dataset")
             if stop and hasattr(self.train_dataloader, "__len__") and state["batches_done"] >= len(self.train_dataloader):
                 state.update(epoch=epoch + 1, batches_done=0, epochs_completed=epoch + 1)  # stopped on its last batch
             if stop:
@@ -232,7 +233,7 @@ class Trainer:
     def evaluate(self) -> float:
         """Token-weighted mean validation loss (averaged over all ranks under torchrun)."""
         if self.val_dataloader is None:
-            raise ValueError("evaluate() needs a val_dataloader")
+            raise InputError("evaluate() needs a val_dataloader")
         was_training = self.model.training
         self.model.eval()
         total = weight = 0.0
@@ -252,7 +253,7 @@ class Trainer:
             self.model.train(was_training)
         total, weight = all_reduce_sums([total, weight], self.device, self.dist)
         if weight == 0:
-            raise ValueError("val_dataloader yielded no batches (or no label tokens); check the validation data")
+            raise InputError("val_dataloader yielded no batches (or no label tokens); check the validation data")
         return total / weight
 
     # ------------------------------------------------------------------ one update
@@ -355,7 +356,7 @@ class Trainer:
         if self.options.lr_scheduler == "constant":
             return None
         if not hasattr(self.train_dataloader, "__len__"):
-            raise ValueError(f"lr_scheduler={self.options.lr_scheduler!r} with an unsized dataloader needs max_steps")
+            raise InputError(f"lr_scheduler={self.options.lr_scheduler!r} with an unsized dataloader needs max_steps")
         return epochs * math.ceil(len(self.train_dataloader) / self.options.gradient_accumulation_steps)
 
     # ------------------------------------------------------------------ eval, early stopping, checkpoints
@@ -411,7 +412,7 @@ class Trainer:
             except ValueError as exc:
                 error = exc
         if all_reduce_sums([float(error is not None)], self.device, self.dist)[0] > 0:  # also the barrier
-            raise error or ValueError(f"checkpoint_dir {str(self.checkpoint_dir)!r} already holds checkpoints "
+            raise error or InputError(f"checkpoint_dir {str(self.checkpoint_dir)!r} already holds checkpoints "
                                       "of another run (see rank 0's error)")
 
     def _resume(self, source: str | os.PathLike | bool) -> None:
@@ -482,7 +483,7 @@ def _check_writable(directory: Path) -> None:
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        raise ValueError(f"checkpoint_dir {str(directory)!r} is not writable ({exc}); pass a writable directory") from exc
+        raise InputError(f"checkpoint_dir {str(directory)!r} is not writable ({exc}); pass a writable directory") from exc
 
 
 def _fmt(value: float | None) -> str:

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from minillm.errors import InputError
+
 STATE_DIR = "trainer_state"
 MARKER = "COMPLETE"
 TRAINABLE = "trainable.safetensors"
@@ -42,14 +44,14 @@ def load_trainable_state(model: torch.nn.Module, file: Path) -> None:
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     missing, extra = sorted(set(params) - set(saved)), sorted(set(saved) - set(params))
     if missing or extra:
-        raise ValueError(
+        raise InputError(
             f"{file} does not match the model's trainable parameters: missing {missing[:5]}, unexpected "
             f"{extra[:5]}; resume with the same model and the same trainable parameters"
         )
     with torch.no_grad():
         for name, param in params.items():
             if saved[name].shape != param.shape:
-                raise ValueError(f"{file}: {name} has shape {tuple(saved[name].shape)}, model {tuple(param.shape)}")
+                raise InputError(f"{file}: {name} has shape {tuple(saved[name].shape)}, model {tuple(param.shape)}")
             param.copy_(saved[name].to(param.device, param.dtype))
 
 
@@ -72,7 +74,7 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
 def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Inverse of :func:`optimizer_tensors`."""
     if meta.get("keyed_by") == "name":
-        raise ValueError(
+        raise InputError(
             "this checkpoint was written by an FSDP run (optimizer state keyed by parameter name); resume it under "
             "torchrun with fsdp=True, or load only its weights (e.g. continue_training) to go on without FSDP"
         )
@@ -90,7 +92,7 @@ def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Te
         groups.append(group)
     current = optimizer.state_dict()["param_groups"]
     if [len(g["params"]) for g in current] != [len(g["params"]) for g in groups]:
-        raise ValueError(
+        raise InputError(
             f"optimizer state has groups of {[len(g['params']) for g in groups]} parameters, the current optimizer "
             f"{[len(g['params']) for g in current]}; resume with the same model and trainable parameters"
         )
@@ -168,7 +170,7 @@ def read_state(directory: Path) -> dict[str, Any]:
     if not directory.is_dir():
         raise FileNotFoundError(f"checkpoint {str(directory)!r} does not exist")
     if not is_complete(directory):
-        raise ValueError(
+        raise InputError(
             f"checkpoint {str(directory)!r} is incomplete (no {STATE_DIR}/{MARKER}); it was interrupted while being "
             f"written or is not a training checkpoint; use find_latest_checkpoint() to pick a complete one"
         )
@@ -176,7 +178,7 @@ def read_state(directory: Path) -> dict[str, Any]:
     try:
         return json.loads(file.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{file} is unreadable ({exc}); the checkpoint is corrupt") from exc
+        raise InputError(f"{file} is unreadable ({exc}); the checkpoint is corrupt") from exc
 
 
 def read_tensors(directory: Path, name: str) -> dict[str, torch.Tensor]:
@@ -186,8 +188,8 @@ def read_tensors(directory: Path, name: str) -> dict[str, torch.Tensor]:
 
 def _read_safetensors(file: Path) -> dict[str, torch.Tensor]:
     if not file.is_file():
-        raise ValueError(f"{file} is missing; the checkpoint is corrupt")
+        raise InputError(f"{file} is missing; the checkpoint is corrupt")
     try:
         return load_file(str(file))
     except Exception as exc:  # safetensors raises its own error types
-        raise ValueError(f"cannot read {file} ({exc}); the checkpoint is corrupt") from exc
+        raise InputError(f"cannot read {file} ({exc}); the checkpoint is corrupt") from exc

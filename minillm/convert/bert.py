@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from minillm.errors import InputError
+
 from ..config import ModelConfig
 from .common import check_keys
 
@@ -97,9 +99,9 @@ def config_from_hf(data: dict[str, Any]) -> ModelConfig:
     """transformers' BertConfig JSON (or ours) -> ModelConfig."""
     data = dict(data)
     if data.get("model_type") not in ("bert", "encoder_only"):
-        raise ValueError(f"expected a bert config, got model_type {data.get('model_type')!r}")
+        raise InputError(f"expected a bert config, got model_type {data.get('model_type')!r}")
     if data.get("position_embedding_type", "absolute") != "absolute":
-        raise ValueError(
+        raise InputError(
             f"position_embedding_type {data['position_embedding_type']!r} is not supported; only 'absolute' is"
         )
     if data.get("model_type") == "bert":

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 import torch
 
+from minillm.errors import InputError
+
 
 def check_keys(
     present: Iterable[str], expected: Iterable[str], optional: Iterable[str] = (), source: str = "checkpoint"
@@ -20,7 +22,7 @@ def check_keys(
     if missing:
         problems.append(f"missing weights {_preview(missing)}")
     if problems:
-        raise ValueError(f"{source} does not match the model config: " + "; ".join(problems))
+        raise InputError(f"{source} does not match the model config: " + "; ".join(problems))
 
 
 def _preview(names: list[str], limit: int = 12) -> str:

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from minillm.errors import InputError
+
 from ..config import ModelConfig
 from .common import check_keys, drop_buffers
 
@@ -66,7 +68,7 @@ def config_from_hf(data: dict[str, Any]) -> ModelConfig:
     """transformers' config.json (Llama or Mistral, v4 or v5 field names) -> ModelConfig."""
     data = dict(data)
     if data.get("model_type") not in ("llama", "mistral", "decoder_only"):
-        raise ValueError(f"expected a llama or mistral config, got model_type {data.get('model_type')!r}")
+        raise InputError(f"expected a llama or mistral config, got model_type {data.get('model_type')!r}")
     data.setdefault("tie_word_embeddings", False)  # transformers' Llama default
     data.setdefault("norm_eps", data.pop("rms_norm_eps", 1e-6))
     if "rope_theta" in data and "rope_parameters" not in data:  # transformers 4 layout

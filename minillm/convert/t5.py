@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from minillm.errors import InputError
+
 from ..config import ModelConfig
 from .common import check_keys
 
@@ -88,7 +90,7 @@ def config_from_hf(data: dict[str, Any]) -> ModelConfig:
     """transformers' T5Config JSON (v4 or v5) -> ModelConfig (the head starts tied; the weights may untie it)."""
     data = dict(data)
     if data.get("model_type") not in ("t5", "encoder_decoder"):
-        raise ValueError(f"expected a t5 config, got model_type {data.get('model_type')!r}")
+        raise InputError(f"expected a t5 config, got model_type {data.get('model_type')!r}")
     if data.get("model_type") == "t5":
         tie = data.get("tie_word_embeddings", True) is not False
         scale = data.get(SCALE_KEY, tie)

@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 
 from ..atomic import atomic_directory
 from ..cache_dir import cache_dir
+from ..errors import MissingDependencyError
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def gguf_to_directory(path: str | Path) -> Path:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
-        raise ImportError("reading GGUF files needs the HF extras: pip install 'minillm[hf]'") from exc
+        raise MissingDependencyError("reading GGUF files needs the HF extras: pip install 'minillm[hf]'") from exc
     logger.info("converting %s (first load only; cached in %s)", path.name, target)
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)

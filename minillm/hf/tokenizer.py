@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from minillm.errors import InputError
+
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"
 BERT_DEFAULTS = {"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]", "mask_token": "[MASK]",
@@ -46,7 +48,7 @@ class HFTokenizer:
         try:
             from transformers import AutoTokenizer, PreTrainedTokenizerFast
         except ImportError as exc:
-            raise ValueError(
+            raise InputError(
                 f"{str(folder)!r} holds a tokenizer our BPE cannot read and transformers is not installed "
                 f"(pip install 'minillm[hf]')"
             ) from exc
@@ -55,7 +57,7 @@ class HFTokenizer:
         except (OSError, ValueError, KeyError) as exc:
             file = folder / TOKENIZER_FILE
             if not file.is_file():
-                raise ValueError(f"{str(folder)!r} holds no tokenizer transformers can open ({exc})") from exc
+                raise InputError(f"{str(folder)!r} holds no tokenizer transformers can open ({exc})") from exc
         tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(file))
         vocab = tokenizer.get_vocab()
         tokenizer.add_special_tokens({role: text for role, text in BERT_DEFAULTS.items() if text in vocab})
@@ -90,7 +92,7 @@ class HFTokenizer:
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         """Token ids of ``text`` (with the tokenizer's own specials, e.g. [CLS] ... [SEP], when asked)."""
         if not isinstance(text, str):
-            raise ValueError(f"encode expects a str; got {type(text).__name__}")  # noqa: TRY004
+            raise InputError(f"encode expects a str; got {type(text).__name__}")
         backend = self._backend()
         if backend is not None:
             return list(backend.encode(text, add_special_tokens=add_special_tokens).ids)

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Sampler
 
 from minillm.collators import MaskedLMCollator, Seq2SeqCollator
+from minillm.errors import InputError
 from minillm.losses import IGNORE_INDEX
 
 _MASK_TOKENS = ("<mask>", "[MASK]", "<|mask|>")
@@ -30,7 +31,7 @@ class CausalLMCollator:
 
     def __call__(self, rows: Sequence[dict]) -> dict[str, torch.Tensor]:
         if not rows:
-            raise ValueError("cannot collate an empty batch")
+            raise InputError("cannot collate an empty batch")
         width = max(len(row["input_ids"]) for row in rows)
         batch = {
             "input_ids": torch.full((len(rows), width), self.pad_token_id, dtype=torch.long),  # (B, T)
@@ -71,7 +72,7 @@ def mask_token_id(tokenizer) -> int:
         if found is not None:
             break
     if found is None:
-        raise ValueError(
+        raise InputError(
             f"objective 'mlm' needs a tokenizer with a mask token (one of {', '.join(_MASK_TOKENS)})"
         )
     return int(found)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from minillm.errors import InputError
 from minillm.losses import IGNORE_INDEX
 
 from .formats import as_messages, as_pair, item_text
@@ -29,7 +30,7 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
         before = _render(tokenizer, messages[:i], True)
         through = _render(tokenizer, messages[: i + 1], False)
         if not (full.startswith(through) and through.startswith(before)):
-            raise ValueError(
+            raise InputError(
                 f"the chat template does not render message {i} as a prefix of the whole conversation, so the "
                 "assistant tokens cannot be located; use a template that renders turns independently"
             )
@@ -42,7 +43,7 @@ def _render(tokenizer, messages: list[dict], add_generation_prompt: bool) -> str
         messages, add_generation_prompt=add_generation_prompt, tokenize=False
     )
     if not isinstance(text, str):
-        raise ValueError(  # noqa: TRY004 (house rule: bad user input is a ValueError)
+        raise InputError(
             f"the tokenizer's apply_chat_template(tokenize=False) returned {type(text).__name__}, expected str"
         )
     return text
@@ -86,7 +87,7 @@ def supervised_example(tokenizer, item: str | dict, kind: str) -> Example:
     if hasattr(tokenizer, "apply_chat_template"):
         return chat_example(tokenizer, as_messages(item, kind))
     if kind == "chat":
-        raise ValueError("chat items need a tokenizer with apply_chat_template")
+        raise InputError("chat items need a tokenizer with apply_chat_template")
     return pair_example(tokenizer, *as_pair(item, kind))
 
 

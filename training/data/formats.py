@@ -19,6 +19,8 @@ import json
 import os
 from pathlib import Path
 
+from minillm.errors import InputError
+
 from .text import decode_bytes
 
 Item = str | dict
@@ -52,7 +54,7 @@ def item_kind(item: object, where: str = "item") -> str:
         shown = sorted(keys)
     else:
         shown = type(item).__name__
-    raise ValueError(
+    raise InputError(
         f"{where} has no known shape (got {shown}); expected a string, {{'text'}}, {{'input','output'}}, "
         "{'instruction','input','output'}, {'messages'} or {'source','target'}"
     )
@@ -61,7 +63,7 @@ def item_kind(item: object, where: str = "item") -> str:
 def _check_str(item: dict, keys: str | tuple | list, where: str) -> None:
     for key in [keys] if isinstance(keys, str) else keys:
         if not isinstance(item[key], str):
-            raise ValueError(f"{where}: field {key!r} must be a string, got {type(item[key]).__name__}")  # noqa: TRY004
+            raise InputError(f"{where}: field {key!r} must be a string, got {type(item[key]).__name__}")
 
 
 def _check_messages(messages: object, where: str) -> None:
@@ -69,7 +71,7 @@ def _check_messages(messages: object, where: str) -> None:
         isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
         for m in messages
     ):
-        raise ValueError(f"{where}: 'messages' must be a list of {{'role': str, 'content': str}} dicts")
+        raise InputError(f"{where}: 'messages' must be a list of {{'role': str, 'content': str}} dicts")
 
 
 def item_text(item: Item) -> str:
@@ -101,7 +103,7 @@ def as_pair(item: dict, kind: str) -> tuple[str, str]:
         return item["source"], item["target"]
     if kind == "instruction":
         return instruction_prompt(item), item["output"]
-    raise ValueError(
+    raise InputError(
         f"a {kind} item has no (source, target) pair; seq2seq needs {{'source','target'}} or "
         "{'input','output'} items"
     )
@@ -127,11 +129,11 @@ def read_jsonl(path: str | os.PathLike, encoding_errors: str = "strict") -> list
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{where} is not valid JSON ({exc.msg} at column {exc.colno})") from None
+            raise InputError(f"{where} is not valid JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(value, dict):
-            raise ValueError(f"{where} is a JSON {type(value).__name__}, expected an object")  # noqa: TRY004
+            raise InputError(f"{where} is a JSON {type(value).__name__}, expected an object")
         kind = item_kind(value, where)
         items.append(value["text"] if kind == "text" else value)
     if not items:
-        raise ValueError(f"data file {str(path)!r} is empty (no JSON lines)")
+        raise InputError(f"data file {str(path)!r} is empty (no JSON lines)")
     return items

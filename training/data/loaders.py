@@ -31,6 +31,8 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from minillm.errors import InputError
+
 from .collate import EpochSampler, collator_for
 from .examples import IGNORE_INDEX, pack_examples, seq2seq_example, single_rows, supervised_example
 from .formats import Item, item_kind, item_text
@@ -64,10 +66,10 @@ def resolve_objective(objective: str, model_type: str | None) -> str:
     """
     if model_type is not None:
         if model_type not in OBJECTIVE_BY_MODEL:
-            raise ValueError(f"model_type={model_type!r} is unknown; valid: {', '.join(OBJECTIVE_BY_MODEL)}")
+            raise InputError(f"model_type={model_type!r} is unknown; valid: {', '.join(OBJECTIVE_BY_MODEL)}")
         return OBJECTIVE_BY_MODEL[model_type]
     if objective not in OBJECTIVES:
-        raise ValueError(f"objective={objective!r} is unknown; valid: {', '.join(OBJECTIVES)}")
+        raise InputError(f"objective={objective!r} is unknown; valid: {', '.join(OBJECTIVES)}")
     return objective
 
 
@@ -92,7 +94,7 @@ def build_dataset(
             [item_text(item) for item in items], tokenizer, cache_dir, desc=f"tokenizing {name}"
         )
         if store.header["num_tokens"] <= store.header["num_docs"] + 1:
-            raise ValueError(f"the {name} texts give no tokens (all {len(items)} are empty)")
+            raise InputError(f"the {name} texts give no tokens (all {len(items)} are empty)")
         if objective == "seq2seq":
             return SpanCorruptionDataset.from_store(store, tokenizer, max_length, seed)
         if objective == "mlm":
@@ -100,11 +102,11 @@ def build_dataset(
         return TokenWindowDataset(store, max_length, "packed" if packing else "documents")
     if objective == "mlm":
         other = next(kind for kind in kinds if kind != "text")
-        raise ValueError(f"objective 'mlm' trains on plain text; the {name} data has {other} items")
+        raise InputError(f"objective 'mlm' trains on plain text; the {name} data has {other} items")
     if objective == "seq2seq":
         bad = [(i, kind) for i, kind in enumerate(kinds) if kind not in ("seq2seq", "instruction")]
         if bad:
-            raise ValueError(
+            raise InputError(
                 f"objective 'seq2seq' needs plain text (span corruption) or {{'source','target'}} or "
                 f"{{'input','output'}} items, not a mix; "
                 f"{name} item {bad[0][0]} is {bad[0][1]}"
@@ -123,7 +125,7 @@ def build_dataset(
             max_length,
         )
     if not any(label != IGNORE_INDEX for row in rows for label in row["labels"]):
-        raise ValueError(
+        raise InputError(
             f"no {name} example has a token to learn (no assistant turn or answer survived "
             f"max_length={max_length})"
         )
@@ -174,15 +176,15 @@ def create_dataloaders(
         ("num_workers", num_workers, 0),
     ):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{label}={value!r} must be an int >= {low}")
+            raise InputError(f"{label}={value!r} must be an int >= {low}")
     if not train_texts:
-        raise ValueError("train_texts is empty; there is nothing to train on")
+        raise InputError("train_texts is empty; there is nothing to train on")
     collate = collator_for(objective, tokenizer, pad_id(tokenizer), seed, vocab_len(tokenizer))
     train_set = build_dataset(
         train_texts, tokenizer, max_length, objective, packing, cache_dir, "train", seed
     )
     if len(train_set) < batch_size:
-        raise ValueError(
+        raise InputError(
             f"the training data ({len(train_texts)} items) gives {len(train_set)} rows of up to max_length="
             f"{max_length} tokens, fewer than batch_size={batch_size}; add data or lower batch_size or max_length"
         )
@@ -229,7 +231,7 @@ def create_file_dataloaders(
     )
     train_set, val_set = dataset.split(val_split) if val_split > 0 else (dataset, None)
     if len(train_set) < batch_size:
-        raise ValueError(
+        raise InputError(
             f"{str(path)!r} gives {len(train_set)} training rows of max_length={max_length}, "
             f"fewer than batch_size={batch_size}; lower batch_size or max_length"
         )

@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from minillm.errors import InputError
+
 from .tokens import TokenStore, eos_id
 from .windows import TokenWindowDataset
 
@@ -67,7 +69,7 @@ def sentinel_ids(tokenizer) -> list[int]:
     while lookup is not None and (index := lookup(SENTINEL_FORMAT.format(len(found)))) is not None:
         found.append(int(index))
     if not found:
-        raise ValueError(
+        raise InputError(
             f"objective 'seq2seq' on plain text (T5 span corruption) needs sentinel tokens "
             f"{SENTINEL_FORMAT.format(0)!r}, {SENTINEL_FORMAT.format(1)!r}, ... in the tokenizer; "
             f"{type(tokenizer).__name__} has no {SENTINEL_FORMAT.format(0)!r}: add them as special tokens, "
@@ -102,11 +104,11 @@ def corrupt_spans(
     kept tokens. Rows of fewer than 2 tokens are returned as they are with an empty target.
     """
     if not 0.0 < noise_density < 1.0:
-        raise ValueError(f"noise_density={noise_density!r} must be in (0, 1)")
+        raise InputError(f"noise_density={noise_density!r} must be in (0, 1)")
     if not mean_span >= 1.0:
-        raise ValueError(f"mean_span={mean_span!r} must be >= 1")
+        raise InputError(f"mean_span={mean_span!r} must be >= 1")
     if not sentinel_ids:
-        raise ValueError("sentinel_ids is empty; span corruption needs at least one sentinel token id")
+        raise InputError("sentinel_ids is empty; span corruption needs at least one sentinel token id")
     ids = list(ids)
     length = len(ids)
     if length < 2:
@@ -174,7 +176,7 @@ class SpanCorruptionDataset(Dataset):
         mean_span: float = 3.0,
     ):
         if not sentinel_ids:
-            raise ValueError("sentinel_ids is empty; span corruption needs at least one sentinel token id")
+            raise InputError("sentinel_ids is empty; span corruption needs at least one sentinel token id")
         # checks noise_density and mean_span now rather than on the first row
         corrupt_spans([0, 1], np.random.default_rng(0), noise_density, mean_span, sentinel_ids=[0])
         self.windows, self.sentinel_ids = windows, [int(s) for s in sentinel_ids]

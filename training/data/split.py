@@ -13,6 +13,8 @@ import os
 import random
 from pathlib import Path
 
+from minillm.errors import InputError
+
 from .formats import Item, read_jsonl
 from .text import check_errors_mode, list_text_files, read_text
 
@@ -40,9 +42,9 @@ def load_and_split_data(
     check_errors_mode(encoding_errors)
     for name, value in (("val_split", val_split), ("test_split", test_split)):
         if not isinstance(value, (int, float)) or not 0 <= value < 1:
-            raise ValueError(f"{name}={value!r} must be a fraction in [0, 1)")
+            raise InputError(f"{name}={value!r} must be a fraction in [0, 1)")
     if val_split + test_split >= 1:
-        raise ValueError(
+        raise InputError(
             f"val_split={val_split} + test_split={test_split} must be below 1 (nothing left to train)"
         )
     items = load_items(file_path, split_method, encoding_errors, **split_options)
@@ -76,10 +78,10 @@ def load_items(
             continue
         items += processor.split_text(text, **split_options)
     if empty == len(files):
-        raise ValueError(f"all {len(files)} text files under {str(path)!r} are empty (no text to train on)")
+        raise InputError(f"all {len(files)} text files under {str(path)!r} are empty (no text to train on)")
     if not items:
         sizes = f"min_length={processor.min_length}"
-        raise ValueError(
+        raise InputError(
             f"{str(path)!r} gave no text pieces with split_method={split_method!r} and {sizes}; "
             "every text is shorter than min_length, lower it"
         )
@@ -103,18 +105,18 @@ def split_items(
     n = len(items)
     n_val, n_test = int(n * val_split), int(n * test_split)
     if val_split > 0 and n_val == 0:
-        raise ValueError(
+        raise InputError(
             f"{source} has only {n} piece(s), so val_split={val_split} gives an empty validation set; "
             f"need at least {_needed(val_split)} pieces, a larger val_split, or a smaller max_length"
         )
     if test_split > 0 and n_test == 0:
-        raise ValueError(
+        raise InputError(
             f"{source} has only {n} piece(s), so test_split={test_split} gives an empty test set; "
             f"need at least {_needed(test_split)} pieces"
         )
     val, test, train = items[:n_val], items[n_val : n_val + n_test], items[n_val + n_test :]
     if not train:
-        raise ValueError(f"{source} has only {n} piece(s); nothing is left for training after the splits")
+        raise InputError(f"{source} has only {n} piece(s); nothing is left for training after the splits")
     return train, val, test
 
 

@@ -11,6 +11,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from minillm.errors import InputError
+
 TEXT_SUFFIXES = (".txt", ".md")
 ERROR_MODES = ("strict", "replace", "ignore")
 _HINT = "pass --encoding_errors replace (encoding_errors='replace') to read it anyway"
@@ -18,7 +20,7 @@ _HINT = "pass --encoding_errors replace (encoding_errors='replace') to read it a
 
 def check_errors_mode(encoding_errors: str) -> None:
     if encoding_errors not in ERROR_MODES:
-        raise ValueError(f"encoding_errors={encoding_errors!r} is unknown; valid: {', '.join(ERROR_MODES)}")
+        raise InputError(f"encoding_errors={encoding_errors!r} is unknown; valid: {', '.join(ERROR_MODES)}")
 
 
 def list_text_files(path: str | os.PathLike) -> list[Path]:
@@ -54,7 +56,7 @@ def decode_bytes(
     check_errors_mode(encoding_errors)
     nul = data.find(b"\0")
     if nul >= 0 and encoding_errors == "strict":
-        raise ValueError(
+        raise InputError(
             f"{source} looks binary (NUL byte at byte offset {offset + nul}); expected UTF-8 text; {_HINT}"
         )
     decoder = decoder or codecs.getincrementaldecoder("utf-8")(encoding_errors)
@@ -62,7 +64,7 @@ def decode_bytes(
         text = decoder.decode(data, final)
     except UnicodeDecodeError as exc:
         pending = len(decoder.getstate()[0])  # undecoded bytes from the previous chunk come first
-        raise ValueError(
+        raise InputError(
             f"{source} is not valid UTF-8 (first bad byte at byte offset {offset + exc.start - pending}"
             f"); {_HINT}"
         ) from None
@@ -83,7 +85,7 @@ def read_text(path: str | os.PathLike, encoding_errors: str = "strict", allow_em
     if not text.strip():
         if allow_empty:
             return ""
-        raise ValueError(f"data file {str(path)!r} is empty (no text to train on)")
+        raise InputError(f"data file {str(path)!r} is empty (no text to train on)")
     return text
 
 

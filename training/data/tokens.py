@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from minillm.atomic import atomic_directory
+from minillm.errors import InputError
 
 logger = logging.getLogger(__name__)
 FORMAT, VERSION = "minillm-token-store", 1
@@ -56,7 +57,7 @@ def eos_id(tokenizer) -> int:
     if value is None:
         value = getattr(tokenizer, "sep_token_id", None)
     if value is None:
-        raise ValueError("the tokenizer has no eos_token_id (needed to separate documents); set an eos token")
+        raise InputError("the tokenizer has no eos_token_id (needed to separate documents); set an eos token")
     return int(value)
 
 
@@ -131,9 +132,9 @@ class TokenStore:
         try:
             header = json.loads((path / "header.json").read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{str(path)!r} is not a token store ({exc})") from None
+            raise InputError(f"{str(path)!r} is not a token store ({exc})") from None
         if header.get("format") != FORMAT or header.get("version") != VERSION:
-            raise ValueError(
+            raise InputError(
                 f"{str(path)!r} has format {header.get('format')!r} v{header.get('version')}, "
                 f"expected {FORMAT!r} v{VERSION}"
             )
@@ -144,7 +145,7 @@ class TokenStore:
         }
         for name, size in sizes.items():
             if not (path / name).is_file() or (path / name).stat().st_size != size:
-                raise ValueError(
+                raise InputError(
                     f"{str(path / name)!r} is missing or not {size} bytes; delete the folder to rebuild"
                 )
         tokens = np.memmap(path / "tokens.bin", dtype=dtype, mode="r")
@@ -173,7 +174,7 @@ class _Writer:
             return
         array = np.asarray(ids, dtype=np.int64)
         if array.min() < 0 or array.max() >= self.limit:
-            raise ValueError(
+            raise InputError(
                 f"token id {int(array.max())} does not fit the store's {self.dtype.name}; "
                 "the tokenizer's len() is smaller than its ids"
             )

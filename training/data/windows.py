@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from minillm.errors import InputError
+
 from .text import check_errors_mode, iter_paragraphs, list_text_files
 from .tokens import FORMAT, VERSION, TokenStore, batched, build_store, encode_many, tokenizer_fingerprint
 
@@ -43,9 +45,9 @@ class TokenWindowDataset(Dataset):
         rows: slice | None = None,
     ):
         if mode not in MODES:
-            raise ValueError(f"mode={mode!r} is unknown; valid: {', '.join(MODES)}")
+            raise InputError(f"mode={mode!r} is unknown; valid: {', '.join(MODES)}")
         if not isinstance(max_length, int) or max_length < 2 + 2 * (wrap is not None):
-            raise ValueError(f"max_length={max_length!r} is too small; need an int >= 2")
+            raise InputError(f"max_length={max_length!r} is too small; need an int >= 2")
         self.store, self.max_length, self.mode, self.wrap = store, max_length, mode, wrap
         if mode == "packed":
             total = len(store.tokens)
@@ -102,10 +104,10 @@ class TokenWindowDataset(Dataset):
     def split(self, val_fraction: float) -> tuple[TokenWindowDataset, TokenWindowDataset]:
         """(train, val): the last ``val_fraction`` of the rows is val (contiguous, so no text is in both)."""
         if not 0 < val_fraction < 1:
-            raise ValueError(f"val_fraction={val_fraction!r} must be in (0, 1)")
+            raise InputError(f"val_fraction={val_fraction!r} must be in (0, 1)")
         n_val = int(len(self) * val_fraction)
         if n_val == 0 or n_val == len(self):
-            raise ValueError(
+            raise InputError(
                 f"{len(self)} rows of max_length={self.max_length} cannot be split with "
                 f"val_fraction={val_fraction}; use more data or a smaller max_length"
             )
@@ -143,7 +145,7 @@ class TokenFileDataset(TokenWindowDataset):
 
         check_errors_mode(encoding_errors)
         if documents not in ("file", "paragraph"):
-            raise ValueError(f"documents={documents!r} is unknown; valid: file, paragraph")
+            raise InputError(f"documents={documents!r} is unknown; valid: file, paragraph")
         root = Path(path)
         files = list_text_files(root)
         key = _files_key(
@@ -151,7 +153,7 @@ class TokenFileDataset(TokenWindowDataset):
         )
         total = sum(f.stat().st_size for f in files)
         if total == 0:
-            raise ValueError(f"data path {str(root)!r} is empty (no text to train on)")
+            raise InputError(f"data path {str(root)!r} is empty (no text to train on)")
 
         def fill(writer) -> None:
             with tqdm(
@@ -177,7 +179,7 @@ class TokenFileDataset(TokenWindowDataset):
 
         store = build_store(key, fill, tokenizer, cache_dir, source=str(root))
         if store.header["num_tokens"] <= store.header["num_docs"] + 1:
-            raise ValueError(f"data path {str(root)!r} has no text to train on (only whitespace)")
+            raise InputError(f"data path {str(root)!r} has no text to train on (only whitespace)")
         wrap = _cls_sep(tokenizer) if mode == "mlm" else None
         super().__init__(store, max_length, mode, wrap)
 
