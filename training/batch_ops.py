@@ -68,3 +68,11 @@ def zero_loss(output: Any, loss: torch.Tensor) -> torch.Tensor:
         logits = output.get("logits")
     source = logits if torch.is_tensor(logits) and logits.requires_grad else loss
     return source.float().nan_to_num(0.0, 0.0, 0.0).sum() * 0.0
+
+
+def prepare_batch(model: Any, batch: Any, generator: torch.Generator, tokenizer: Any) -> Any:
+    """``model.prepare_batch(batch, generator=..., tokenizer=...)`` when the model defines that hook, else the
+    batch as it is. No branch on the model's kind: any model may define the hook (the encoder masks plain-text
+    batches there); ``generator`` is the Trainer's, so its draws are part of every checkpoint."""
+    hook = getattr(model, "prepare_batch", None)
+    return hook(require_mapping(batch), generator=generator, tokenizer=tokenizer) if callable(hook) else batch

@@ -57,9 +57,11 @@ class Gathered:
 
 def save_checkpoint(
     path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any],
-    tokenizer: Any = None, gathered: Gathered | None = None,
+    tokenizer: Any = None, gathered: Gathered | None = None, extra_rng: dict[str, torch.Generator] | None = None,
+    rank_rng_files: list[Path] | None = None,
 ) -> Path:
-    """Write a complete checkpoint at ``path`` atomically and return it."""
+    """Write a complete checkpoint at ``path`` atomically and return it (``extra_rng``, ``rank_rng_files``: see
+    :func:`training.trainer_state.write_trainer_state`)."""
     from .fsdp import state_dict_override
 
     with atomic_directory(path) as tmp:
@@ -68,7 +70,7 @@ def save_checkpoint(
         Path(tmp).chmod(0o755)  # mkdtemp makes it owner-only
         if tokenizer is not None:
             save_tokenizer(tokenizer, tmp)
-        write_trainer_state(tmp, model, optimizer, state, gathered)
+        write_trainer_state(tmp, model, optimizer, state, gathered, extra_rng, rank_rng_files)
         mark_complete(tmp, int(state["global_step"]))
     return Path(path)
 

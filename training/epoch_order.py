@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import random
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import numpy as np
 import torch
 
 from minillm.errors import InputError
@@ -53,3 +55,10 @@ def epoch_batches(loader: Iterable, epoch: int, seed: int, skip: int, device: to
                     f"{consumed}; resume with the same data and batch size"
                 )
     return iterator
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's, numpy's and torch's global generators (a fresh run's start)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from minillm.errors import InputError
@@ -39,6 +41,10 @@ class TrainerOptions:
     - ``fsdp`` [False] under torchrun, shard the model with FSDP2 instead of DDP (see :mod:`training.fsdp`).
     - ``overwrite_output_dir`` [False] a fresh (not resumed) run in a ``checkpoint_dir`` that already holds
       ``checkpoint-STEP/`` directories removes them (and ``best/``, ``final/``) instead of refusing to start.
+    - ``optimizer_factory`` [None = AdamW] ``factory(param_groups, learning_rate) -> Optimizer``, e.g. bitsandbytes'
+      paged 8-bit AdamW for QLoRA (see :mod:`training.optimizers`).
+    - ``max_minutes`` also plans the run: the schedule and the progress bar follow the updates the budget holds
+      (see :mod:`training.stop_rules`).
     """
 
     weight_decay: float = 0.01
@@ -65,6 +71,7 @@ class TrainerOptions:
     plot: bool = True
     fsdp: bool = False
     overwrite_output_dir: bool = False
+    optimizer_factory: Any = None
 
     def __post_init__(self) -> None:
         validate_schedule(self.lr_scheduler, self.warmup_steps, self.min_lr_ratio)
@@ -83,6 +90,8 @@ class TrainerOptions:
             raise InputError(f"max_grad_norm must be >= 0 or None, got {self.max_grad_norm!r}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise InputError(f"mixed_precision {self.mixed_precision!r} is unknown; use None, 'auto', 'bf16' or 'fp16'")
+        if self.optimizer_factory is not None and not callable(self.optimizer_factory):
+            raise InputError(f"optimizer_factory must be callable(param_groups, lr), got {self.optimizer_factory!r}")
         if self.mixed_precision == "no":
             self.mixed_precision = None
 
@@ -117,3 +126,14 @@ def validate_inputs(model: Any, train_dataloader: Any, val_dataloader: Any, lear
 def _positive_int(name: str, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise InputError(f"{name} must be a positive int, got {value!r}")
+
+
+def check_writable(directory: Path) -> None:
+    """Create ``directory`` and check a file can be written there (one clear error otherwise)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"checkpoint_dir {str(directory)!r} is not writable ({exc}); pass a writable directory") from exc

@@ -22,6 +22,12 @@ class Progress:
 
             self.bar = tqdm(total=total, initial=step, desc="train", dynamic_ncols=True)
 
+    def set_total(self, total: int | None) -> None:
+        """Count the bar to ``total`` updates (a time budget's plan changes as updates are timed)."""
+        if self.bar is not None and total is not None and total != self.bar.total:
+            self.bar.total = total
+            self.bar.refresh()
+
     def update(self, loss: float, step: int, epoch: int, lr: float, tokens: int, force: bool = False) -> None:
         """Record the loss of update ``step``; log when due (or ``force``)."""
         self.recent.append(loss)

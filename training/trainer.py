@@ -21,30 +21,17 @@ import contextlib
 import logging
 import math
 import os
-import random
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from minillm.devices import bf16_is_fast
 from minillm.errors import InputError
+from minillm.losses import free_loss_buffers
 
-from . import trainer_state as ts
-from .batch_ops import count_tokens, loss_of, loss_weight, to_device, zero_loss
-from .checkpoints import (
-    claim_for_fresh_run,
-    find_latest_checkpoint,
-    gather_for_save,
-    load_optimizer_state,
-    load_weights,
-    recover_interrupted,
-    rotate_checkpoints,
-    save_checkpoint,
-)
+from .batch_ops import count_tokens, loss_of, loss_weight, prepare_batch, to_device, zero_loss
+from .checkpoints import recover_interrupted
 from .distributed import (
     all_reduce_sums,
     barrier,
@@ -55,29 +42,37 @@ from .distributed import (
     wrap_model,
 )
 from .early_stopping import EarlyStopping
-from .epoch_order import epoch_batches, isolated_rng
+from .epoch_order import epoch_batches, seed_everything
 from .errors import TrainingError
 from .metrics_log import MetricsLog
-from .options import TrainerOptions, validate_inputs
+from .optimizers import build_optimizer
+from .options import TrainerOptions, check_writable, validate_inputs
+from .precision import autocast, precision_policy
 from .progress import Progress, progress_total
 from .schedules import lr_factor, set_learning_rate
+from .stop_rules import TimeBudget
+from .trainer_checkpointing import CheckpointingMixin
+from .trainer_evaluation import EvaluationMixin
 
 logger = logging.getLogger(__name__)
 
 
-class Trainer:
+class Trainer(CheckpointingMixin, EvaluationMixin):
     """Train ``model`` on dict batches with AdamW, early stopping, exact resume and optional DDP.
 
     Args:
         model: any ``torch.nn.Module`` whose ``model(**batch)`` returns an output with ``.loss`` and that has
-            ``save_pretrained(dir)``.
+            ``save_pretrained(dir)``. A model may define ``prepare_batch(batch, generator=, tokenizer=)``: the
+            Trainer calls it on every batch first (the encoder turns plain-text batches into masked-LM ones
+            there), with a generator whose state is part of every checkpoint.
         train_dataloader / val_dataloader: iterables of dict batches (DataLoaders or lists); no validation set
             means early stopping watches the training loss.
         learning_rate: peak AdamW learning rate.
         checkpoint_dir: where checkpoints, ``best/``, ``final/`` and ``metrics.jsonl`` go (created, must be writable).
         device: "cuda", "mps", "cpu" or "auto".
         early_stopping_patience / early_stopping_min_delta: see :class:`EarlyStopping` (patience None: never stop).
-        tokenizer: saved into every checkpoint when given.
+        tokenizer: saved into every checkpoint; default: the ``tokenizer`` attribute ``create_dataloaders`` sets
+            on its loaders.
         **options: :class:`TrainerOptions` fields; an unknown name raises ValueError.
     """
 
@@ -102,7 +97,7 @@ class Trainer:
         self.device = resolve_device(device, self.dist)
         self.checkpoint_dir = Path(checkpoint_dir)
         if self.dist.is_main:
-            _check_writable(self.checkpoint_dir)
+            check_writable(self.checkpoint_dir)
         self.model = model
         if any(p.device != self.device for p in model.parameters()):
             model.to(self.device)
@@ -111,62 +106,41 @@ class Trainer:
             if enable is None:
                 raise InputError(f"gradient_checkpointing=True but {type(model).__name__} has no gradient_checkpointing_enable()")
             enable()
+        self.tokenizer = tokenizer if tokenizer is not None else getattr(train_dataloader, "tokenizer", None)
         self.train_dataloader = shard_loader(train_dataloader, self.dist, opts.seed)
         self.val_dataloader = shard_loader(val_dataloader, self.dist, opts.seed)
-        self.tokenizer = tokenizer
         self.learning_rate = float(learning_rate)
         self._engine = wrap_model(model, self.device, self.dist, opts.fsdp)  # FSDP shards in place: before AdamW
         self._fsdp = opts.fsdp and self.dist.enabled
-        self.optimizer = self._build_optimizer()
+        self.optimizer = build_optimizer(model, self.learning_rate, opts.weight_decay, opts.adam_betas, opts.adam_eps,
+                                         opts.optimizer_factory)
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
-        self._autocast_dtype, self.scaler = self._mixed_precision()
+        self._autocast_dtype, self.scaler = precision_policy(opts.mixed_precision, self.device)
+        self._batch_generator = torch.Generator().manual_seed(opts.seed)  # the batch hook's (masking) randomness
+        self._budget: TimeBudget | None = None
         self.metrics = MetricsLog(self.checkpoint_dir, enabled=self.dist.is_main, tensorboard=opts.tensorboard)
         self.state: dict[str, Any] = {
             "global_step": 0, "epoch": 0, "batches_done": 0, "epochs_completed": 0, "total_steps": None,
             "history": [], "since_eval": [0.0, 0.0], "tokens_seen": 0, "last_eval_step": None,
-            "stop_reason": None, "seed": opts.seed,
+            "stop_reason": None, "seed": opts.seed, "planned_steps": None,
         }
 
-    # ------------------------------------------------------------------ setup
-    def _build_optimizer(self) -> torch.optim.Optimizer:
-        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-        if not named:
-            raise InputError(f"{type(self.model).__name__} has no parameter with requires_grad=True; nothing to train")
-        decay = [p for _, p in named if p.dim() >= 2]
-        no_decay = [p for _, p in named if p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": self.options.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
-        groups = [g for g in groups if g["params"]]
-        return torch.optim.AdamW(groups, lr=self.learning_rate, betas=tuple(self.options.adam_betas),
-                                 eps=self.options.adam_eps)
-
-    def _mixed_precision(self) -> tuple[torch.dtype | None, Any]:
-        mode, kind = self.options.mixed_precision, self.device.type
-        if mode == "auto":
-            mode = "bf16" if bf16_is_fast(self.device) else None
-        if mode is None:
-            return None, None
-        if mode == "fp16":
-            if kind != "cuda":
-                raise InputError(f"mixed_precision='fp16' needs CUDA (device is {kind}); use 'bf16' or None")
-            return torch.float16, torch.amp.GradScaler("cuda")
-        if kind == "cuda" and not torch.cuda.is_bf16_supported():
-            raise InputError("mixed_precision='bf16' but this GPU has no bf16 support; use 'fp16'")
-        return torch.bfloat16, None
+    def _generators(self) -> dict[str, torch.Generator]:
+        """The Trainer's own generators, saved with (and restored from) every checkpoint."""
+        return {"batch_hook": self._batch_generator}
 
     def _autocast(self) -> Any:
-        if self._autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self._autocast_dtype)
+        return autocast(self.device, self._autocast_dtype)
 
     # ------------------------------------------------------------------ public API
     def train(self, epochs: int = 1, resume_from_checkpoint: str | os.PathLike | bool | None = None) -> dict[str, Any]:
-        """Train for ``epochs`` (or ``max_steps`` updates); return a summary dict.
+        """Train for ``epochs`` (or ``max_steps`` updates, or ``max_minutes``); return a summary dict.
 
         ``resume_from_checkpoint``: a ``checkpoint-STEP`` directory, or True for the latest complete one under
         ``checkpoint_dir`` (a fresh start when there is none). The result holds ``early_stopped``,
         ``epochs_completed``, ``global_step``, ``best_val_loss`` (the best monitored value), ``history`` (one
-        entry per evaluation), ``restored_best``, ``stop_reason``, ``best_checkpoint`` and ``final_checkpoint``.
+        entry per evaluation), ``restored_best``, ``stop_reason`` (``"epochs"``, ``"max_steps"``, ``"max_time"``
+        or ``"early_stopping"``), ``best_checkpoint`` and ``final_checkpoint``.
         """
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise InputError(f"epochs must be a positive int, got {epochs!r}")
@@ -175,19 +149,23 @@ class Trainer:
             recover_interrupted(self.checkpoint_dir)
         barrier(self.dist)
         if resume_from_checkpoint:
-            self._resume(resume_from_checkpoint)
+            if not self._resume(resume_from_checkpoint):
+                seed_everything(opts.seed)
         elif state["global_step"] == 0:
             self._claim_fresh_start()
-            _seed_everything(opts.seed)
+            seed_everything(opts.seed)
             self.metrics.truncate_after(0)
         if state["stop_reason"] in ("epochs", "max_steps", "max_time"):
             state["stop_reason"] = None  # a later call may train further; early stopping stays final
         if state["total_steps"] is None:
             state["total_steps"] = self._total_steps(epochs)
-        total = progress_total(opts.max_steps, state["total_steps"], self.train_dataloader, epochs,
-                               opts.gradient_accumulation_steps)
+        planned = progress_total(opts.max_steps, state["total_steps"], self.train_dataloader, epochs,
+                                 opts.gradient_accumulation_steps)
+        if opts.max_minutes is not None:  # a fresh budget for this call, resumed or not
+            self._budget = TimeBudget(opts.max_minutes, state["global_step"], planned)
+            state["planned_steps"] = planned
         self.progress = Progress(self.metrics, opts.log_every, self.dist.world_size,
-                                 opts.progress_bar and self.dist.is_main, total, state["global_step"],
+                                 opts.progress_bar and self.dist.is_main, planned, state["global_step"],
                                  state["tokens_seen"])
         self.model.train()
         if opts.max_steps is not None and state["global_step"] >= opts.max_steps and state["stop_reason"] is None:
@@ -195,72 +173,48 @@ class Trainer:
         stop = state["stop_reason"] is not None
         self._started = time.perf_counter()
         while not stop and (opts.max_steps is not None or state["epoch"] < epochs):
-            epoch = state["epoch"]
-            batches = epoch_batches(self.train_dataloader, epoch, opts.seed, state["batches_done"], self.device)
-            window: list[Any] = []
-            trained_any = state["batches_done"] > 0
-            for batch in batches:
-                window.append(batch)
-                if len(window) < opts.gradient_accumulation_steps:
-                    continue
-                stop = self._update_and_events(window)
-                window, trained_any = [], True
-                if stop:
-                    break
-            if not stop and window:
-                stop = self._update_and_events(window)
-                trained_any = True
-            if not trained_any:
-                raise InputError(f"train_dataloader yielded no batches in epoch {epoch}; check the dataset")
-            if stop and hasattr(self.train_dataloader, "__len__") and state["batches_done"] >= len(self.train_dataloader):
-                state.update(epoch=epoch + 1, batches_done=0, epochs_completed=epoch + 1)  # stopped on its last batch
-            if stop:
-                if state["stop_reason"] in ("max_steps", "max_time"):
-                    if state["last_eval_step"] != state["global_step"]:
-                        self._evaluate_and_track()
-                    self._save_step_checkpoint()
-                break
-            state.update(epoch=epoch + 1, batches_done=0, epochs_completed=epoch + 1)
-            if opts.eval_every is None and state["last_eval_step"] != state["global_step"]:
-                stop = self._evaluate_and_track() or stop
-            if opts.save_every is None or stop:
-                self._save_step_checkpoint()
+            stop = self._train_epoch(state["epoch"])
         self.progress.flush(state["global_step"], state["epoch"], self._lr(), state["tokens_seen"])
         self.progress.close()
         return self._finish()
 
-    @torch.no_grad()
-    def evaluate(self) -> float:
-        """Token-weighted mean validation loss (averaged over all ranks under torchrun)."""
-        if self.val_dataloader is None:
-            raise InputError("evaluate() needs a val_dataloader")
-        was_training = self.model.training
-        self.model.eval()
-        total = weight = 0.0
-        try:
-            with isolated_rng(self.device):
-                for batch in self.val_dataloader:
-                    w = loss_weight(batch)
-                    if w == 0 and not self._fsdp:  # no label tokens: its loss is 0/0 (FSDP ranks must all run forward)
-                        continue
-                    batch = to_device(batch, self.device)
-                    with self._autocast():
-                        loss = loss_of(self.model(**batch), self.state["global_step"])
-                    if w:
-                        total += float(loss.float().item()) * w
-                        weight += w
-        finally:
-            self.model.train(was_training)
-        total, weight = all_reduce_sums([total, weight], self.device, self.dist)
-        if weight == 0:
-            raise InputError("val_dataloader yielded no batches (or no label tokens); check the validation data")
-        return total / weight
+    def _train_epoch(self, epoch: int) -> bool:
+        """One epoch (or the rest of a resumed one), then its end-of-epoch evaluation and checkpoint. True = stop."""
+        opts, state = self.options, self.state
+        batches = epoch_batches(self.train_dataloader, epoch, opts.seed, state["batches_done"], self.device)
+        window: list[Any] = []
+        trained_any, stop = state["batches_done"] > 0, False
+        for batch in batches:
+            window.append(batch)
+            if len(window) == opts.gradient_accumulation_steps:
+                stop, window, trained_any = self._update_and_events(window), [], True
+                if stop:
+                    break
+        if not stop and window:
+            stop, trained_any = self._update_and_events(window), True
+        if not trained_any:
+            raise InputError(f"train_dataloader yielded no batches in epoch {epoch}; check the dataset")
+        finished = not stop or (hasattr(self.train_dataloader, "__len__")
+                                and state["batches_done"] >= len(self.train_dataloader))  # stopped on its last batch
+        if finished:
+            state.update(epoch=epoch + 1, batches_done=0, epochs_completed=epoch + 1)
+        if stop:
+            if state["stop_reason"] in ("max_steps", "max_time"):
+                if state["last_eval_step"] != state["global_step"]:
+                    self._evaluate_and_track()
+                self._save_step_checkpoint()
+            return True
+        if opts.eval_every is None and state["last_eval_step"] != state["global_step"]:
+            stop = self._evaluate_and_track()
+        if opts.save_every is None or stop:
+            self._save_step_checkpoint()
+        return stop
 
     # ------------------------------------------------------------------ one update
     def _update_and_events(self, window: list[Any]) -> bool:
         """One optimizer update over ``window`` micro-batches, then eval / save / stop checks. True = stop."""
         opts, state = self.options, self.state
-        loss = self._update(window)
+        loss = self._update([prepare_batch(self.model, b, self._batch_generator, self.tokenizer) for b in window])
         if loss is None:  # no label token in the whole window: no update, no events (the batches still count)
             return False
         state["since_eval"][0] += loss
@@ -269,19 +223,19 @@ class Trainer:
         stop = opts.max_steps is not None and step >= opts.max_steps
         if stop:
             state["stop_reason"] = "max_steps"
-        elif opts.max_minutes is not None and self._out_of_time():
-            stop, state["stop_reason"] = True, "max_time"
+        elif self._budget is not None:
+            elapsed = all_reduce_sums([time.perf_counter() - self._started], self.device, self.dist)[0]
+            elapsed /= self.dist.world_size  # every rank gets the same number, so all plan and stop together
+            state["planned_steps"] = self._budget.plan(step, elapsed)
+            self.progress.set_total(state["planned_steps"])
+            if self._budget.out_of_time(elapsed):
+                stop, state["stop_reason"] = True, "max_time"
         self.progress.update(loss, step, state["epoch"], self._lr(), state["tokens_seen"], force=stop)
         if opts.eval_every is not None and (step % opts.eval_every == 0 or stop):
             stop = self._evaluate_and_track() or stop
         if opts.save_every is not None and step % opts.save_every == 0 and not stop:
             self._save_step_checkpoint()
         return stop
-
-    def _out_of_time(self) -> bool:
-        """True once ``max_minutes`` of training have passed (on any rank, so all ranks stop together)."""
-        over = (time.perf_counter() - self._started) / 60 >= self.options.max_minutes
-        return all_reduce_sums([float(over)], self.device, self.dist)[0] > 0
 
     def _update(self, window: list[Any]) -> float | None:
         """Forward/backward over ``window`` and one optimizer step; the window's mean loss (token-weighted).
@@ -347,8 +301,12 @@ class Trainer:
         return self.optimizer.param_groups[0]["lr"]
 
     def _lr_factor(self, step: int) -> float:
-        o = self.options
-        return lr_factor(step, o.lr_scheduler, o.warmup_steps, self.state["total_steps"], o.min_lr_ratio)
+        """The schedule at update ``step``; a time budget plans it for the updates the budget holds."""
+        o, total, warmup = self.options, self.state["total_steps"], self.options.warmup_steps
+        if self._budget is not None and self.state["planned_steps"] is not None:
+            total = self.state["planned_steps"]
+            warmup = TimeBudget.warmup(warmup, total)
+        return lr_factor(step, o.lr_scheduler, warmup, total, o.min_lr_ratio)
 
     def _total_steps(self, epochs: int) -> int | None:
         if self.options.max_steps is not None:
@@ -359,85 +317,6 @@ class Trainer:
             raise InputError(f"lr_scheduler={self.options.lr_scheduler!r} with an unsized dataloader needs max_steps")
         return epochs * math.ceil(len(self.train_dataloader) / self.options.gradient_accumulation_steps)
 
-    # ------------------------------------------------------------------ eval, early stopping, checkpoints
-    def _evaluate_and_track(self) -> bool:
-        """Evaluate (or average the training loss), update early stopping, save best/. True = stop."""
-        state = self.state
-        since_sum, since_n = all_reduce_sums(state["since_eval"], self.device, self.dist)
-        train_loss = since_sum / since_n if since_n else None
-        val_loss = self.evaluate() if self.val_dataloader is not None else None
-        monitored = val_loss if val_loss is not None else train_loss
-        step = state["global_step"]
-        improved = monitored is not None and self.early_stopping.step(monitored, step)
-        record = {"step": step, "epoch": state["epochs_completed"], "train_loss": train_loss, "val_loss": val_loss,
-                  "lr": self.optimizer.param_groups[0]["lr"], "improved": improved}
-        state["history"].append(record)
-        state["since_eval"] = [0.0, 0.0]
-        state["last_eval_step"] = step
-        self.metrics.write({**record, "event": "eval"})
-        logger.info("step %d: train_loss %s val_loss %s%s", step, _fmt(train_loss), _fmt(val_loss),
-                    " (best)" if improved else "")
-        if improved:
-            self._save(self.checkpoint_dir / "best")
-        if self.early_stopping.should_stop:
-            state["stop_reason"] = "early_stopping"
-            logger.info("early stopping at step %d: no improvement in %d evaluations", step, self.early_stopping.patience)
-            return True
-        return False
-
-    def _checkpoint_state(self) -> dict[str, Any]:
-        return {**self.state, "early_stopping": self.early_stopping.state_dict(), "format_version": 1,
-                "scaler": self.scaler.state_dict() if self.scaler is not None else None}
-
-    def _save(self, path: Path) -> None:
-        if self.dist.enabled:  # rank 0's state is saved for all: make the running train-loss sum the same on every rank
-            total, count = all_reduce_sums(self.state["since_eval"], self.device, self.dist)
-            self.state["since_eval"] = [total / self.dist.world_size, count / self.dist.world_size]
-        gathered = gather_for_save(self.model, self.optimizer) if self._fsdp else None  # collective
-        if self.dist.is_main:
-            save_checkpoint(path, self.model, self.optimizer, self._checkpoint_state(), self.tokenizer, gathered)
-        barrier(self.dist)
-
-    def _save_step_checkpoint(self) -> None:
-        self._save(self.checkpoint_dir / f"checkpoint-{self.state['global_step']}")
-        if self.dist.is_main:
-            rotate_checkpoints(self.checkpoint_dir, self.options.save_total_limit)
-
-    def _claim_fresh_start(self) -> None:
-        """Rank 0 checks (and with overwrite_output_dir clears) checkpoint_dir; every rank raises if it refuses."""
-        error = None
-        if self.dist.is_main:
-            try:
-                claim_for_fresh_run(self.checkpoint_dir, self.options.overwrite_output_dir)
-            except ValueError as exc:
-                error = exc
-        if all_reduce_sums([float(error is not None)], self.device, self.dist)[0] > 0:  # also the barrier
-            raise error or InputError(f"checkpoint_dir {str(self.checkpoint_dir)!r} already holds checkpoints "
-                                      "of another run (see rank 0's error)")
-
-    def _resume(self, source: str | os.PathLike | bool) -> None:
-        path = find_latest_checkpoint(self.checkpoint_dir) if source is True else Path(source)
-        if path is None:
-            logger.info("no complete checkpoint under %s; starting fresh", self.checkpoint_dir)
-            _seed_everything(self.options.seed)
-            return
-        saved = ts.read_state(path)
-        load_weights(self.model, path, self._fsdp)
-        load_optimizer_state(self.model, self.optimizer, path, saved["optimizer"], self._fsdp)
-        if self.scaler is not None and saved.get("scaler"):
-            self.scaler.load_state_dict(saved["scaler"])
-        self.early_stopping.load_state_dict(saved["early_stopping"])
-        for key in self.state:
-            if key in saved:
-                self.state[key] = saved[key]
-        ts.restore_rng(ts.read_tensors(path, ts.RNG), saved["rng"])
-        self.metrics.truncate_after(self.state["global_step"])
-        best, source_best = self.checkpoint_dir / "best", path.parent / "best"
-        if self.dist.is_main and not best.exists() and source_best.is_dir() and ts.is_complete(source_best):
-            shutil.copytree(source_best, best)  # resuming into a new directory: bring the best model along
-        logger.info("resumed from %s at step %d (epoch %d, batch %d)", path, self.state["global_step"],
-                    self.state["epoch"], self.state["batches_done"])
-
     def _finish(self) -> dict[str, Any]:
         state, es = self.state, self.early_stopping
         if state["stop_reason"] is None:
@@ -445,47 +324,17 @@ class Trainer:
         if state["last_eval_step"] != state["global_step"]:
             self._evaluate_and_track()
         early = state["stop_reason"] == "early_stopping"
-        best_dir = self.checkpoint_dir / "best"
-        restored = False
-        if early and self.options.restore_best and es.best_step is not None:
-            if not ts.is_complete(best_dir):
-                raise TrainingError(f"early stopping wants to restore the best model but {best_dir} is missing or incomplete")
-            best_step = ts.read_state(best_dir)["global_step"]
-            if best_step != es.best_step:
-                raise TrainingError(f"{best_dir} holds step {best_step} but the best evaluation was at step {es.best_step}")
-            load_weights(self.model, best_dir, self._fsdp)
-            restored = True
-            logger.info("restored the best weights (step %d, %s %.6f)", es.best_step, "monitored", es.best)
+        restored = early and self._restore_best()
         self._save(self.checkpoint_dir / "final")
         if self.dist.is_main:
             if self.options.plot:
                 self.metrics.plot(state["history"])
             self.metrics.close()
+        free_loss_buffers()  # the loss's kept gradient buffer is as large as a batch's logits
         return {
             "early_stopped": early, "epochs_completed": state["epochs_completed"], "global_step": state["global_step"],
             "best_val_loss": es.best, "best_step": es.best_step, "history": list(state["history"]),
             "restored_best": restored, "stop_reason": state["stop_reason"], "tokens_seen": state["tokens_seen"],
-            "best_checkpoint": str(best_dir) if es.best_step is not None else None,
+            "best_checkpoint": str(self.checkpoint_dir / "best") if es.best_step is not None else None,
             "final_checkpoint": str(self.checkpoint_dir / "final"),
         }
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _check_writable(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / f".write-test-{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise InputError(f"checkpoint_dir {str(directory)!r} is not writable ({exc}); pass a writable directory") from exc
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
-

@@ -5,7 +5,8 @@ Files (no pickle anywhere):
 - ``trainable.safetensors``  the parameters that require grad, under the model's own names (what resume and
   "restore best" load back, so a 4-bit PEFT model only stores its adapters here and they stay trainable);
 - ``optimizer.safetensors``  every tensor of the optimizer state (``state.<param index>.<key>``);
-- ``rng.safetensors``        torch CPU / CUDA / MPS generator states and numpy's MT19937 key;
+- ``rng.safetensors``        torch CPU / CUDA / MPS generator states, numpy's MT19937 key and the Trainer's own
+  generators (the batch hook's); under torchrun each other rank's in ``rng-rank{r}.safetensors``;
 - ``state.json``             step, epoch, data position, early-stopping state, metric history, schedule,
   optimizer param groups (with the parameter names they cover), grad-scaler state, python/numpy RNG scalars;
 - ``COMPLETE``               written last; a checkpoint without it is never used.
@@ -14,12 +15,15 @@ Files (no pickle anywhere):
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from minillm.errors import InputError
@@ -96,18 +100,39 @@ def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Te
             f"optimizer state has groups of {[len(g['params']) for g in groups]} parameters, the current optimizer "
             f"{[len(g['params']) for g in current]}; resume with the same model and trainable parameters"
         )
+    check_parameter_names(groups, current)
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
+def check_parameter_names(saved: list[dict[str, Any]], current: list[dict[str, Any]]) -> None:
+    """Refuse optimizer state saved for other parameters: moments are restored by position, so two adapters in
+    another order would get each other's. Checkpoints from before names were stored pass on sizes alone."""
+    for index, (old, new) in enumerate(zip(saved, current, strict=True)):
+        old_names, new_names = old.get("param_names"), new.get("param_names")
+        if old_names is None or new_names is None or list(old_names) == list(new_names):
+            continue
+        at = next(i for i, (a, b) in enumerate(zip(old_names, new_names, strict=True)) if a != b)
+        raise InputError(
+            f"optimizer state does not belong to these parameters: group {index}, position {at} holds "
+            f"{old_names[at]!r} in the checkpoint but {new_names[at]!r} now; resume with the same model and the "
+            "same trainable parameters, in the same order"
+        )
+
+
 # ----------------------------------------------------------------------------- RNG
-def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """States of python, numpy and torch (CPU, every CUDA device, MPS) generators."""
+EXTRA_PREFIX = "extra."  # generators of the Trainer's own (the batch hook's), saved beside the global ones
+
+
+def capture_rng(extra: dict[str, torch.Generator] | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """States of python, numpy and torch (CPU, every CUDA device, MPS) generators, and of ``extra`` ones."""
     tensors = {"torch_cpu": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"torch_cuda_{i}"] = s
     if torch.backends.mps.is_available():
         tensors["torch_mps"] = torch.mps.get_rng_state()
+    for name, generator in (extra or {}).items():
+        tensors[EXTRA_PREFIX + name] = generator.get_state()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     tensors["numpy_keys"] = torch.from_numpy(keys.astype(np.int64))
     version, internal, gauss_next = random.getstate()
@@ -118,8 +143,10 @@ def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     return tensors, meta
 
 
-def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Inverse of :func:`capture_rng` (device states that do not exist here are skipped)."""
+def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any],
+                extra: dict[str, torch.Generator] | None = None) -> None:
+    """Inverse of :func:`capture_rng` (device states that do not exist here are skipped; an ``extra`` generator
+    the checkpoint does not hold keeps its state)."""
     torch.set_rng_state(tensors["torch_cpu"])
     cuda = sorted((k for k in tensors if k.startswith("torch_cuda_")), key=lambda k: int(k.rsplit("_", 1)[1]))
     if cuda and torch.cuda.is_available():
@@ -127,6 +154,9 @@ def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
             torch.cuda.set_rng_state(tensors[key], int(key.rsplit("_", 1)[1]))
     if "torch_mps" in tensors and torch.backends.mps.is_available():
         torch.mps.set_rng_state(tensors["torch_mps"])
+    for name, generator in (extra or {}).items():
+        if EXTRA_PREFIX + name in tensors:
+            generator.set_state(tensors[EXTRA_PREFIX + name])
     n = meta["numpy"]
     keys = tensors["numpy_keys"].numpy().astype(np.uint32)
     np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
@@ -134,22 +164,51 @@ def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss_next))
 
 
+def rank_rng_name(rank: int) -> str:
+    """The RNG file of a distributed rank: rank 0's is ``rng.safetensors`` (its metadata in state.json), rank r's
+    ``rng-rank{r}.safetensors`` (its metadata inside the file)."""
+    return RNG if rank == 0 else f"rng-rank{rank}.safetensors"
+
+
+def write_rank_rng(file: Path, extra: dict[str, torch.Generator] | None = None) -> None:
+    """This process's RNG states as one self-contained safetensors file (written through a rename)."""
+    tensors, meta = capture_rng(extra)
+    tmp = file.with_name(f".{file.name}.tmp")
+    save_file(tensors, str(tmp), metadata={"rng": json.dumps(meta)})
+    os.replace(tmp, file)
+
+
+def read_rank_rng(directory: Path, rank: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """Rank ``rank``'s RNG states from a checkpoint, or None when it holds none for that rank."""
+    file = Path(directory) / STATE_DIR / rank_rng_name(rank)
+    if rank == 0 or not file.is_file():
+        return None
+    with safe_open(str(file), framework="pt") as handle:
+        meta = json.loads(handle.metadata()["rng"])
+    return _read_safetensors(file), meta
+
+
 # ----------------------------------------------------------------------------- folder
 def write_trainer_state(
     directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any],
-    gathered: Any = None,
+    gathered: Any = None, extra_rng: dict[str, torch.Generator] | None = None,
+    rank_rng_files: list[Path] | None = None,
 ) -> None:
     """Write ``directory/trainer_state/`` (the caller writes into a temporary directory and renames it).
 
-    ``gathered`` (FSDP) carries the trainable weights and optimizer state already gathered from all ranks.
+    ``gathered`` (FSDP) carries the trainable weights and optimizer state already gathered from all ranks;
+    ``extra_rng`` the Trainer's own generators; ``rank_rng_files`` the RNG files the other ranks wrote (each
+    rank's generators differ: dropout masks are drawn per rank).
     """
     folder = Path(directory) / STATE_DIR
     folder.mkdir(parents=True, exist_ok=True)
     save_file(gathered.trainable if gathered else trainable_state(model), str(folder / TRAINABLE))
     opt_tensors, opt_meta = gathered.optimizer if gathered else optimizer_tensors(optimizer)
     save_file(opt_tensors, str(folder / OPTIMIZER))
-    rng_tensors, rng_meta = capture_rng()
+    rng_tensors, rng_meta = capture_rng(extra_rng)
     save_file(rng_tensors, str(folder / RNG))
+    for file in rank_rng_files or ():
+        shutil.copyfile(file, folder / file.name)
     full = {**state, "optimizer": opt_meta, "rng": rng_meta}
     (folder / STATE_JSON).write_text(json.dumps(full, indent=1, allow_nan=True) + "\n")
 
