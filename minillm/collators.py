@@ -46,6 +46,29 @@ def _ids(example: Example, key: str = "input_ids") -> list[int]:
     return list(example)
 
 
+def mask_tokens(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, mask_token_id: int, vocab_size: int,
+    special_token_ids: Sequence[int], probability: float, generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's masking of (B, T) ids: ``(masked input_ids, labels)``.
+
+    ``probability`` of the real (attention mask 1), non-special tokens are chosen; of those 80% become
+    ``mask_token_id``, 10% a random id, 10% stay. Labels hold the original id at chosen positions, -100 elsewhere.
+    All draws come from ``generator`` (on the CPU), so the same generator state gives the same masks.
+    """
+    special = torch.isin(input_ids, torch.tensor(list(special_token_ids), dtype=input_ids.dtype))
+    special |= ~attention_mask.bool()  # (B, T): never chosen
+    chance = torch.full(input_ids.shape, probability).masked_fill(special, 0.0)
+    chosen = torch.bernoulli(chance, generator=generator).bool()
+    labels = input_ids.masked_fill(~chosen, IGNORE_INDEX)
+    to_mask = torch.bernoulli(torch.full(input_ids.shape, 0.8), generator=generator).bool() & chosen
+    to_random = torch.bernoulli(torch.full(input_ids.shape, 0.5), generator=generator).bool()
+    to_random &= chosen & ~to_mask
+    random_ids = torch.randint(vocab_size, input_ids.shape, generator=generator)
+    masked = torch.where(to_random, random_ids, input_ids.masked_fill(to_mask, mask_token_id))
+    return masked, labels
+
+
 class MaskedLMCollator:
     """Masked-LM batches: ``input_ids`` (masked), ``attention_mask`` and ``labels`` (-100 where not masked)."""
 
@@ -89,16 +112,8 @@ class MaskedLMCollator:
         input_ids = pad_sequences([_ids(e) for e in examples], self.pad_token_id, self.max_length)  # (B, T)
         positions = torch.arange(input_ids.shape[1])[None, :]  # (1, T)
         attention_mask = (positions < torch.tensor(lengths)[:, None]).long()  # (B, T)
-        special = torch.isin(input_ids, torch.tensor(self.special_token_ids)) | ~attention_mask.bool()
-        probability = torch.full(input_ids.shape, self.mlm_probability).masked_fill(special, 0.0)
-        chosen = torch.bernoulli(probability, generator=self.generator).bool()
-        labels = input_ids.masked_fill(~chosen, IGNORE_INDEX)
-        to_mask = torch.bernoulli(torch.full(input_ids.shape, 0.8), generator=self.generator).bool() & chosen
-        to_random = torch.bernoulli(torch.full(input_ids.shape, 0.5), generator=self.generator).bool()
-        to_random &= chosen & ~to_mask
-        random_ids = torch.randint(self.vocab_size, input_ids.shape, generator=self.generator)
-        masked = input_ids.masked_fill(to_mask, self.mask_token_id)
-        masked = torch.where(to_random, random_ids, masked)
+        masked, labels = mask_tokens(input_ids, attention_mask, self.mask_token_id, self.vocab_size,
+                                     self.special_token_ids, self.mlm_probability, self.generator)
         return {"input_ids": masked, "attention_mask": attention_mask, "labels": labels}
 
 

@@ -17,6 +17,7 @@ from minillm.errors import InputError
 
 from .attention import Attention
 from .checkpoint import PretrainedMixin, register_family
+from .collators import mask_tokens
 from .config import ModelConfig, coerce_config
 from .convert import bert as bert_convert
 from .layers import MLP, activation
@@ -24,6 +25,7 @@ from .losses import token_loss
 from .outputs import ModelOutput
 
 MLM_HEAD = bert_convert.MLM_HEAD  # key in ModelConfig.extra: False for a plain BertModel checkpoint
+MLM_PROBABILITY = 0.15  # BERT's share of masked tokens
 
 
 class BertEmbeddings(nn.Module):
@@ -203,6 +205,35 @@ class EncoderOnlyModel(PretrainedMixin, nn.Module):
                 "use model(input_ids, attention_mask) for hidden states or model.embed(...) for sentence embeddings"
             )
         return self.mlm_head
+
+    # ----------------------------------------------------------------- training
+    def prepare_batch(self, batch: dict[str, Any], generator: torch.Generator, tokenizer: Any = None) -> dict[str, Any]:
+        """The Trainer's batch hook: a plain-text batch becomes a masked-LM batch; a masked-LM batch passes as is.
+
+        Plain text is what ``create_dataloaders`` builds without ``model_type`` (causal-LM rows carrying
+        ``segment_ids``), or a batch without ``labels``. Its tokens are masked as BERT does (15%; 80/10/10, see
+        :func:`minillm.collators.mask_tokens`) with ``tokenizer``'s mask and special ids, drawing from
+        ``generator`` (the Trainer's, saved in its checkpoints, so resume stays exact). Documents packed into
+        one row attend to each other, as in BERT's multi-sentence inputs.
+        """
+        if "segment_ids" not in batch and "labels" in batch:
+            return batch
+        mask_id = getattr(tokenizer, "mask_token_id", None)
+        if mask_id is None:
+            raise InputError(
+                "EncoderOnlyModel got a plain-text batch (no masked-LM labels) and no tokenizer with a mask token to "
+                "mask it; build the loaders with create_dataloaders(..., model_type='encoder_only') or give the "
+                "Trainer a tokenizer that has a mask token (BPETokenizer's default <mask>)"
+            )
+        input_ids = batch["input_ids"]
+        attention_mask = batch.get("attention_mask")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        special = set(tokenizer.all_special_ids) | {mask_id}
+        masked, labels = mask_tokens(input_ids.cpu(), attention_mask.cpu(), mask_id, self.config.vocab_size,
+                                     sorted(special), MLM_PROBABILITY, generator)
+        kept = {k: v for k, v in batch.items() if k not in ("segment_ids", "labels", "input_ids", "attention_mask")}
+        return {**kept, "input_ids": masked, "attention_mask": attention_mask, "labels": labels}
 
     @torch.no_grad()
     def embed(

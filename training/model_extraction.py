@@ -39,15 +39,24 @@ def _smollm2() -> Path:
 MODEL_ALIASES: dict[str, Callable[[], Path]] = {"smollm2": _smollm2, "smollm2-135m-instruct": _smollm2}
 
 
+# The original Mini LLM docs load ``./checkpoints/best_model``; the Trainer writes ``best/`` (and ``final/``).
+LEGACY_DIR_NAMES = {"best_model": "best", "final_model": "final"}
+
+
 def resolve_model_path(model_path: str | os.PathLike) -> Path:
     """The model directory (or .gguf file) that ``model_path`` designates; see the module docstring.
 
-    An alias (``smollm2``) names a shipped model unless a file or folder of that name exists here.
+    An alias (``smollm2``) names a shipped model unless a file or folder of that name exists here;
+    ``RUN/best_model`` (the original docs' name) is ``RUN/best`` unless a folder ``best_model`` exists.
     """
     path = Path(model_path).expanduser()
     alias = MODEL_ALIASES.get(str(model_path).lower())
     if alias is not None and not path.exists():
         path = alias()
+    legacy = LEGACY_DIR_NAMES.get(path.name)
+    if legacy is not None and not path.exists() and (path.parent / legacy).exists():
+        logger.info("%s: the original docs' name of %s/", path, legacy)
+        path = path.parent / legacy
     if path.suffix == ".gguf":
         if not path.is_file():
             raise FileNotFoundError(f"GGUF file {str(path)!r} does not exist")
