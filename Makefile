@@ -10,7 +10,7 @@ run: setup
 	$(VENV_PY) main.py quickstart
 
 test: setup
-	$(VENV_PY) -m pytest -q
+	$(VENV_PY) -m pytest -q --junitxml=.pytest-report.xml
 
 test-fast: setup
 	$(VENV_PY) -m pytest -q -m "not slow"

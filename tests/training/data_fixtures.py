@@ -1,7 +1,7 @@
 """Fixtures for the data-loading tests (imported by tests/training/test_data*.py through ``load()``).
 
 ``ByteTokenizer`` is a tiny byte-level tokenizer with ChatML special tokens that counts how many texts it
-encodes; ``bpe_tokenizer`` is a real ``tokenizers_bpe.BPETokenizer`` trained on a few KB (skipped if broken).
+encodes; ``bpe_tokenizer`` is a real ``tokenizers_bpe.BPETokenizer`` trained on a few KB.
 """
 
 from __future__ import annotations
@@ -77,14 +77,11 @@ def byte_tok() -> ByteTokenizer:
 
 @pytest.fixture(scope="session")
 def bpe_tokenizer():
-    """A real BPETokenizer trained on a few KB (the project's tokenizer), or a skip when it cannot train."""
-    try:
-        from tokenizers_bpe import BPETokenizer
+    """A real BPETokenizer trained on a few KB (the project's tokenizer); any error in it fails the tests."""
+    from tokenizers_bpe import BPETokenizer
 
-        tok = BPETokenizer(vocab_size=400, show_progress=False).train([CORPUS])
-        assert tok.decode(tok.encode("Hello there")) == "Hello there"
-    except Exception as exc:  # noqa: BLE001 - the tokenizer is being written in parallel; fall back to skipping
-        pytest.skip(f"tokenizers_bpe.BPETokenizer is not usable yet: {exc}")
+    tok = BPETokenizer(vocab_size=400, show_progress=False).train([CORPUS])
+    assert tok.decode(tok.encode("Hello there")) == "Hello there"
     return tok
 
 
