@@ -150,10 +150,10 @@ class Trainer(CheckpointingMixin, EvaluationMixin):
         barrier(self.dist)
         if resume_from_checkpoint:
             if not self._resume(resume_from_checkpoint):
-                seed_everything(opts.seed)
+                seed_everything(opts.seed + self.dist.rank)
         elif state["global_step"] == 0:
             self._claim_fresh_start()
-            seed_everything(opts.seed)
+            seed_everything(opts.seed + self.dist.rank)  # each rank its own dropout masks (rank 0: the seed)
             self.metrics.truncate_after(0)
         if state["stop_reason"] in ("epochs", "max_steps", "max_time"):
             state["stop_reason"] = None  # a later call may train further; early stopping stays final
