@@ -8,7 +8,10 @@ from .config import PRESETS, ModelConfig
 from .decoder import DecoderOnlyModel
 from .encoder import EncoderOnlyModel
 from .encoder_decoder import EncoderDecoderModel
+from .original_docs_imports import install as _install_original_docs_imports
 from .outputs import ModelOutput
+
+_install_original_docs_imports()
 
 __all__ = [
     "PRESETS",
