@@ -34,7 +34,7 @@ class OriginalDocsImports(importlib.abc.MetaPathFinder):
         """Called only after every earlier finder failed; returns None for modules it does not know."""
         replacement = REPLACEMENTS.get(fullname)
         if replacement is None:
-            return None
+            return
         raise ModuleNotFoundError(
             f"No module named {fullname!r}: that is the original Mini LLM docs' module; with minillm write "
             f"{replacement if fullname == 'models' else f'`{replacement}`'} (README, 'From the original docs')", name=fullname)

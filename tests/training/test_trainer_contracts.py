@@ -31,7 +31,7 @@ class _Adapters(torch.nn.Module):
 
     def forward(self, input_ids, labels=None, attention_mask=None):
         output = self.base(input_ids=input_ids, labels=None)
-        logits = output.logits + getattr(self, "alpha") + 2 * getattr(self, "beta")
+        logits = output.logits + self.alpha + 2 * self.beta
         loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1))
         return type(output)(loss=loss, logits=logits)
 
@@ -105,7 +105,7 @@ class _Plain:
     """The tokenizer surface the encoder's hook reads: a mask id and the special ids."""
 
     mask_token_id = 3
-    all_special_ids = [0, 1, 2, 3]
+    all_special_ids = (0, 1, 2, 3)
 
 
 def _plain_text_batches(n: int = 12) -> list[dict[str, torch.Tensor]]:
