@@ -2,17 +2,19 @@
 
     python main.py MODE [options]        or        python main.py --mode MODE [options]
 
-Only this file and scripts/ print or exit. Bad input (an ``InputError``, a missing path) exits with code 2 and one
-line on stderr, no traceback; a training failure (``training.errors.TrainingError``, e.g. a NaN loss) exits with
+Only this file and scripts/ print or exit. Bad input (an ``InputError``, a missing path, an unknown flag or a bad
+flag value) exits with code 2 and one line on stderr, no traceback; a training failure (``training.errors.TrainingError``, e.g. a NaN loss) exits with
 code 1, also in one line; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import sys
+from typing import Any, NoReturn
 
 from minillm.errors import InputError, MissingDependencyError
 from tokenizers_bpe.errors import TokenizerInputError
@@ -55,8 +57,43 @@ def _split_mode(argv: list[str]) -> tuple[str | None, list[str]]:
     return None, argv
 
 
+class UsageError(Exception):
+    """A command line argparse refused (unknown flag, bad choice or type, missing flag); the message is one line."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line naming the problem and what is valid, not the whole usage.
+
+    ``error()`` raises :class:`UsageError` (``main`` prints it and returns 2) instead of printing the usage block
+    and exiting; ``--help`` still prints everything.
+    """
+
+    def __init__(self, *args: Any, mode: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mode = mode
+
+    def error(self, message: str) -> NoReturn:
+        hint = f"python main.py {self.mode} --help" if self.mode else "python main.py --help"
+        raise UsageError(f"{self._explain(message)}; see: {hint}")
+
+    def _explain(self, message: str) -> str:
+        """argparse's message, with the closest valid flag named after an unknown one."""
+        if message.startswith("unrecognized arguments: "):
+            unknown = message.removeprefix("unrecognized arguments: ").split()
+            flags = [s for action in self._actions for s in action.option_strings if s.startswith("--")]
+            for arg in unknown:
+                if arg.startswith("-"):
+                    close = difflib.get_close_matches(arg.split("=", 1)[0], flags, n=1)
+                    if close:
+                        return f"{message} (did you mean {close[0]}?)"
+            if not any(arg.startswith("-") for arg in unknown):
+                return f"{message} (a value without a flag; flags take the form --name VALUE)"
+            return f"{message} (valid flags: {', '.join(flags)})"
+        return " ".join(message.split())  # never more than one line
+
+
 def top_level_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="minillm",
         description="minillm: build, train, fine-tune and run transformers.\n\nmodes:\n"
         + "\n".join(f"  {name:<11} {summary}" for name, (_, summary) in MODES.items()),
@@ -71,20 +108,29 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     mode, rest = _split_mode(argv)
     if mode is None:
+        if argv and not any(a in ("-h", "--help") for a in argv):  # flags but no mode: one line, not the help
+            print(f"error: no mode given before {argv[0]!r}; choose one of: {', '.join(MODES)} "
+                  "(python main.py MODE [options]); see: python main.py --help", file=sys.stderr)
+            return 2
         top_level_parser().print_help()
-        return 0 if any(a in ("-h", "--help") for a in argv) else 2
+        return 0 if argv else 2
     if mode not in MODES:
         print(f"error: unknown mode {mode!r}; choose one of: {', '.join(MODES)}", file=sys.stderr)
         return 2
     module = importlib.import_module(MODES[mode][0])
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
+        mode=mode,
         prog=f"minillm {mode}",
         description=MODES[mode][1],
         epilog=getattr(module, "EXAMPLES", None),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     module.add_arguments(parser)
-    args = parser.parse_args(rest)
+    try:
+        args = parser.parse_args(rest)
+    except UsageError as exc:  # one line, not the 20-line usage block
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

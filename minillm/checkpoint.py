@@ -113,7 +113,12 @@ class PretrainedMixin:
             torch.nn.init.zeros_(module.bias)
 
     def save_pretrained(self, save_directory: str | os.PathLike, tokenizer: Any = None) -> Path:
-        """Write config.json, model.safetensors and generation_config.json atomically (temp dir, rename)."""
+        """Write config.json, model.safetensors and generation_config.json atomically (temp dir, rename).
+
+        The directory carries minillm's ``.minillm`` marker (so a later save may replace it) and every file gets
+        the usual ``0o666 & ~umask`` permissions (safetensors' ``save_file`` alone creates ``model.safetensors``
+        owner-only): both done by :func:`minillm.atomic.atomic_directory`.
+        """
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         dtype = _weights_dtype(state.values())
         state = self.converter.state_dict_to_hf(state, self.config)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from minillm.errors import InputError
+
+from .summary import print_summary
 
 EXAMPLES = """examples:
   python main.py continue --model_path checkpoints/tinyshakespeare-20261123-170000 --data_path more.txt
@@ -21,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--max_steps", type=int, default=None)
+    parser.add_argument("--max_minutes", type=float, default=None, help="stop (and save) after this many minutes")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--max_seq_len", type=int, default=None, help="default: the model's max_seq_len (<= 512)")
     parser.add_argument("--eval_steps", type=int, default=0, help="evaluate every N steps; 0 = once per epoch")
@@ -55,7 +57,8 @@ def main(args: argparse.Namespace) -> int:
         args.model_path, train_loader, val_loader, learning_rate=args.lr, epochs=args.epochs, checkpoint_dir=out,
         early_stopping_patience=args.early_stopping_patience or None, tokenizer=tokenizer, device=args.device,
         model=model, max_steps=args.max_steps, eval_every=args.eval_steps or None, seed=args.seed,
+        max_minutes=args.max_minutes,
     )
-    print(json.dumps({k: result.get(k) for k in ("global_step", "epochs_completed", "early_stopped", "best_val_loss")}))
+    print_summary(result, args.epochs, args.max_steps, args.max_minutes, args.early_stopping_patience or None)
     print(f"\ncheckpoints: {out}  (best model: {Path(out) / 'best'})")
     return 0

@@ -36,14 +36,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true")
 
 
+def check_sampling(args: argparse.Namespace) -> None:
+    """Refuse sampling options outside their range (one ``InputError`` naming the flag, the value and the range)."""
+    checks = [
+        ("max_new_tokens", args.max_new_tokens >= 1, "an integer >= 1"),
+        ("temperature", args.temperature >= 0, ">= 0 (0 means greedy decoding)"),
+        ("top_k", args.top_k >= 0, "an integer >= 0 (0 keeps every token)"),
+        ("top_p", 0 < args.top_p <= 1, "in (0, 1] (1 keeps every token)"),
+        ("repetition_penalty", args.repetition_penalty > 0, "> 0 (1 means no penalty)"),
+    ]
+    for name, valid, expected in checks:
+        if not valid:
+            raise InputError(f"--{name} {getattr(args, name)!r} is out of range; it must be {expected}")
+
+
 def main(args: argparse.Namespace) -> int:
     from minillm.devices import resolve_device
     from training.model_extraction import load_model_and_tokenizer
     from training.run import newest_run
 
+    check_sampling(args)
     device = str(resolve_device(args.device))  # "auto" -> cuda/mps/cpu; a bad name: ValueError
     model_path = args.model_path
-    if model_path is None:
+    if model_path is None:  # the run (train or continue) that saved a model last
         model_path = newest_run(Path(args.checkpoints_root), with_model=True) or "smollm2"
         print(f"[using {model_path}]", file=sys.stderr)
     model, tokenizer = load_model_and_tokenizer(str(model_path), tokenizer_path=args.tokenizer_path, device=device)

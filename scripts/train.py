@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from minillm.errors import InputError
+from minillm.errors import InputError, MissingDependencyError
+from tokenizers_bpe.errors import TokenizerInputError
 
 from .run_config import add_flag, merge_settings
+from .summary import print_summary
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "training" / "sample_data" / "tinyshakespeare.txt"
 SAMPLE_BUDGET_MINUTES = 8.0  # the default run must finish within 10 minutes on 2 CPU cores
 ARCHITECTURE = ("model_type", "preset", "vocab_size", "d_model", "num_layers", "num_heads", "d_ff", "max_seq_len",
                 "dropout", "tokenizer_path")
+# what --resume may not change: the model, and what fixes the data order the saved position counts in
+FIXED_ON_RESUME = (*ARCHITECTURE, "data_path", "val_split", "split_method", "seed", "batch_size",
+                   "gradient_accumulation_steps", "tokenizer_sample_bytes", "encoding_errors")
+PATH_SETTINGS = ("data_path", "tokenizer_path")
+# errors that mean "refused before training began": a fresh run's directory is then removed
+VALIDATION_ERRORS = (InputError, TokenizerInputError, MissingDependencyError, FileNotFoundError, NotADirectoryError)
 
 DEFAULTS: dict[str, Any] = {
     "data_path": None, "model_type": "decoder_only", "preset": None, "vocab_size": 4096, "d_model": None,
@@ -98,32 +105,42 @@ def main(args: argparse.Namespace) -> int:
     if not settings["checkpoint_dir"]:
         stem = Path(settings["data_path"]).stem or "run"
         settings["checkpoint_dir"] = str(Path("checkpoints") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    run = prepare_run(settings, fresh=True)
+    run = prepare_run(settings, fresh=True)  # a start that fails validation leaves nothing behind
     return _train(run, resume_from=None)
 
 
 def _resume(args: argparse.Namespace, resume: Any) -> int:
+    """Continue a saved run; flags repeated from the original command are fine, a changed value is refused."""
     from training.run import prepare_run, resume_settings
 
-    typed = {k for k in vars(args) if k != "config"}
-    conflicting = sorted(typed & set(ARCHITECTURE))
-    if conflicting:
-        raise InputError(f"conflicting flags: --resume continues a saved run, so --{conflicting[0]} cannot change "
-                         "it; drop it (or start a new run without --resume)")
-    settings, checkpoint = resume_settings(resume, getattr(args, "checkpoint_dir", None))
-    if checkpoint is None:
-        print(f"run {settings['checkpoint_dir']} already finished (final/ exists); nothing to resume.")
-        return 0
-    saved = settings
+    saved, checkpoint = resume_settings(resume, getattr(args, "checkpoint_dir", None))
     # DEFAULTS under the saved settings: a run_config.json from before a key existed still resumes, and --config
     # keys are checked against every known flag
-    settings = _normalize(merge_settings(args, {**DEFAULTS, **saved}))
-    changed = sorted(k for k in ARCHITECTURE if settings.get(k) != {**DEFAULTS, **saved}.get(k))
-    if changed:
-        raise InputError(f"conflicting settings: --resume continues a saved run, so {changed[0]!r} cannot change "
-                         f"(the --config file sets it); drop it (or start a new run without --resume)")
+    saved = _normalize({**DEFAULTS, **saved})
+    settings = _normalize(merge_settings(args, saved))
+    typed = set(vars(args)) - {"config"}
+    for key in FIXED_ON_RESUME:
+        if not _same(key, settings.get(key), saved.get(key)):
+            run = saved["checkpoint_dir"]
+            if key in typed:
+                raise InputError(f"conflicting flags: --resume continues the saved run {run}, whose {key} is "
+                                 f"{saved.get(key)!r}, so --{key} {settings[key]!r} cannot change it; drop the flag "
+                                 "or give the saved value (or start a new run without --resume)")
+            raise InputError(f"conflicting settings: --resume continues the saved run {run}, so {key!r} cannot change "
+                             f"(saved {saved.get(key)!r}, the --config file sets {settings[key]!r}); drop it (or "
+                             "start a new run without --resume)")
+    if checkpoint is None:
+        print(f"run {saved['checkpoint_dir']} already finished (final/ exists); nothing to resume.")
+        return 0
     run = prepare_run(settings, fresh=False)
     return _train(run, resume_from=checkpoint)
+
+
+def _same(key: str, given: Any, saved: Any) -> bool:
+    """Whether a flag value equals the saved one (paths compare by the file they name)."""
+    if key in PATH_SETTINGS and given is not None and saved is not None:
+        return Path(str(given)).expanduser().resolve() == Path(str(saved)).expanduser().resolve()
+    return given == saved
 
 
 def _normalize(settings: dict[str, Any]) -> dict[str, Any]:
@@ -134,14 +151,20 @@ def _normalize(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _train(run: Any, resume_from: Path | None) -> int:
+    from training.run import discard_failed_start
+
     settings = run.settings
     print(f"model: {run.describe()}", file=sys.stderr)
     if resume_from:
         print(f"resuming from {resume_from}", file=sys.stderr)
-    result = run.trainer.train(epochs=settings["epochs"], resume_from_checkpoint=resume_from)
+    try:
+        result = run.trainer.train(epochs=settings["epochs"], resume_from_checkpoint=resume_from)
+    except VALIDATION_ERRORS:
+        discard_failed_start(run)  # refused before anything was saved (a fresh start only): leave nothing behind
+        raise
     best = Path(settings["checkpoint_dir"]) / "best"
-    summary = {k: result.get(k) for k in ("global_step", "epochs_completed", "early_stopped", "best_val_loss")}
-    print(json.dumps(summary))
+    print_summary(result, settings["epochs"], settings["max_steps"], settings["max_minutes"],
+                  settings["early_stopping_patience"])
     print(f"\ncheckpoints: {settings['checkpoint_dir']}  (best model: {best})")
     print("next:")
     if settings["model_type"] == "decoder_only":

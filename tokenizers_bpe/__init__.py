@@ -4,7 +4,9 @@ It never imports transformers or tokenizers; tests and bench/bench_tokenizer.py 
 """
 
 from .chat_template import CHATML_TEMPLATE
+from .errors import TokenizerInputError, UnsupportedTokenizerError
 from .pretokenize import GPT2_PATTERN, GPT4_PATTERN, LLAMA3_PATTERN
+from .roles import ROLES
 from .special_tokens import AddedToken
 from .tokenizer import DEFAULT_SPECIAL_TOKENS, BPETokenizer
 
@@ -14,6 +16,9 @@ __all__ = [
     "GPT2_PATTERN",
     "GPT4_PATTERN",
     "LLAMA3_PATTERN",
+    "ROLES",
     "AddedToken",
     "BPETokenizer",
+    "TokenizerInputError",
+    "UnsupportedTokenizerError",
 ]

@@ -97,6 +97,26 @@ def byte_chars_to_bytes(chars: str) -> bytes:
         ) from None
 
 
+def decode_table(id_to_token: list[str | None]) -> list[bytes | None]:
+    """The bytes of each token id (None for ids without a token), as HF's ByteLevel decoder gives them.
+
+    A token outside the byte alphabet (an added token such as ``<|endoftext|>``) is kept as its UTF-8 text.
+
+    Example:
+        >>> decode_table(["Ġh", None, "<|endoftext|>"])
+        [b' h', None, b'<|endoftext|>']
+    """
+    byte_of = {char: bytes([byte]) for byte, char in bytes_to_unicode().items()}
+    return [
+        None
+        if token is None
+        else b"".join(byte_of[c] for c in token)
+        if all(c in byte_of for c in token)
+        else token.encode("utf-8")
+        for token in id_to_token
+    ]
+
+
 @lru_cache(maxsize=1)
 def _latin1_table() -> dict[int, str]:
     return {byte: char for byte, char in bytes_to_unicode().items()}

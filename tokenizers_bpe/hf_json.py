@@ -2,14 +2,16 @@
 
 Reads ours and HF's byte-level BPE files (GPT-2, SmolLM2, Llama-3: a ``ByteLevel`` pre-tokenizer, alone or
 after ``Split``/``Digits`` steps in a ``Sequence``). Anything else (WordPiece, Unigram, byte fallback,
-Metaspace) is refused with a ValueError naming what was found.
+Metaspace) is refused with :class:`~tokenizers_bpe.errors.UnsupportedTokenizerError` naming what was found
+(transformers may still open it); a broken file (no ``model``, malformed vocab or merges) with the plain
+:class:`~tokenizers_bpe.errors.TokenizerInputError`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import TokenizerInputError
+from .errors import TokenizerInputError, UnsupportedTokenizerError
 from .special_tokens import AddedToken
 
 BYTE_LEVEL_DECODER = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
@@ -33,8 +35,14 @@ class TokenizerSpec:
     ignore_merges: bool = False
 
 
-def _fail(what: str, seen: object, valid: str) -> ValueError:
+def _fail(what: str, seen: object, valid: str) -> TokenizerInputError:
+    """A broken file: what is wrong, the value seen, what would be valid."""
     return TokenizerInputError(f"tokenizer.json {what} is {seen!r}; expected {valid}")
+
+
+def _unsupported(what: str, seen: object, valid: str) -> UnsupportedTokenizerError:
+    """A well-formed file of a kind we do not run (transformers may)."""
+    return UnsupportedTokenizerError(f"tokenizer.json {what} is {seen!r}; expected {valid}")
 
 
 def _steps_from_json(spec: dict | None) -> list[dict]:
@@ -56,7 +64,7 @@ def _steps_from_json(spec: dict | None) -> list[dict]:
     if kind == "Split":
         pattern = spec.get("pattern") or {}
         if spec.get("invert"):
-            raise _fail("Split 'invert'", True, "false (inverted splits are not supported)")
+            raise _unsupported("Split 'invert'", True, "false (inverted splits are not supported)")
         if "Regex" in pattern:
             regex_text = pattern["Regex"]
         elif "String" in pattern:
@@ -66,7 +74,7 @@ def _steps_from_json(spec: dict | None) -> list[dict]:
         else:
             raise _fail("Split pattern", pattern, "{'Regex': ...} or {'String': ...}")
         return [{"type": "Split", "pattern": regex_text, "behavior": spec.get("behavior", "Isolated")}]
-    raise _fail("pre_tokenizer", kind or spec, "ByteLevel, Split, Digits or a Sequence of them")
+    raise _unsupported("pre_tokenizer", kind or spec, "ByteLevel, Split, Digits or a Sequence of them")
 
 
 def _steps_to_json(steps: list[dict]) -> dict | None:
@@ -114,13 +122,15 @@ def spec_from_json(data: object) -> TokenizerSpec:
             "an object with a 'model' entry",
         )
     model = data["model"]
-    if model.get("type", "BPE") != "BPE" or "vocab" not in model or "merges" not in model:
-        raise _fail("model type", model.get("type"), "'BPE' with 'vocab' and 'merges'")
+    if model.get("type", "BPE") != "BPE":
+        raise _unsupported("model type", model.get("type"), "'BPE' with 'vocab' and 'merges'")
+    if "vocab" not in model or "merges" not in model:
+        raise _fail("model", sorted(model), "'BPE' with 'vocab' and 'merges'")
     if model.get("byte_fallback"):
-        raise _fail("model byte_fallback", True, "false (byte fallback is for SentencePiece-style BPE)")
+        raise _unsupported("model byte_fallback", True, "false (byte fallback is for SentencePiece-style BPE)")
     for key in ("continuing_subword_prefix", "end_of_word_suffix"):
         if model.get(key):
-            raise _fail(f"model {key}", model[key], "null or '' for a byte-level BPE")
+            raise _unsupported(f"model {key}", model[key], "null or '' for a byte-level BPE")
     vocab = model["vocab"]
     if not isinstance(vocab, dict) or not all(isinstance(v, int) for v in vocab.values()):
         raise _fail("model vocab", type(vocab).__name__, "an object mapping token strings to int ids")
@@ -134,7 +144,7 @@ def spec_from_json(data: object) -> TokenizerSpec:
     if not _has_byte_level(decoder, "decoders") and not _has_byte_level(
         data.get("pre_tokenizer"), "pretokenizers"
     ):
-        raise _fail("decoder", decoder, "ByteLevel (this reader handles byte-level BPE only)")
+        raise _unsupported("decoder", decoder, "ByteLevel (this reader handles byte-level BPE only)")
     return TokenizerSpec(
         vocab=dict(vocab),
         merges=merges,
@@ -206,6 +216,6 @@ def post_processor_ids(spec: dict | None, token_ids: dict[str, int]) -> tuple[li
         return prefix, suffix
     if kind in ("RobertaProcessing", "BertProcessing"):
         return [spec["cls"][1]], [spec["sep"][1]]
-    raise _fail(
+    raise _unsupported(
         "post_processor", kind, "null, ByteLevel, TemplateProcessing, RobertaProcessing or a Sequence"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 
-from .errors import TokenizerInputError
+from .errors import UnsupportedTokenizerError
 
 _FORMS = ("NFC", "NFD", "NFKC", "NFKD")
 
@@ -34,6 +34,6 @@ def make_normalizer(spec: dict | None) -> Callable[[str], str] | None:
             return text
 
         return sequence
-    raise TokenizerInputError(
+    raise UnsupportedTokenizerError(
         f"normalizer {spec!r} is not supported; expected null, one of {_FORMS}, Lowercase or a Sequence of them"
     )

@@ -8,46 +8,40 @@ from pathlib import Path
 import regex
 
 from .bpe_model import BPEModel
-from .bytes_map import bytes_to_unicode
+from .bytes_map import decode_table
 from .chat_template import CHATML_TEMPLATE, render_chat
 from .errors import TokenizerInputError
 from .hf_json import TokenizerSpec, post_processor_ids, spec_from_json, spec_to_json
 from .normalize import make_normalizer
 from .pretokenize import GPT2_PATTERN, PreTokenizer, resolve_pattern
+from .roles import DEFAULT_SPECIAL_TOKENS, ROLE_DEFAULT, RoleIds, resolve_roles, roles_from_config
 from .special_tokens import AddedToken, AddedVocabulary, AllowedSpecial
-from .storage import read_files, token_text, write_files
+from .storage import read_files, write_files
 from .trainer import count_words, learn_merges
 
-DEFAULT_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-ENDOFTEXT = "<|endoftext|>"
-
-
-class _RoleDefault(str):
-    """The default of every role: ``<|endoftext|>`` (GPT-2's choice) when it is a special token, else None."""
-
-
-_ROLE_DEFAULT = _RoleDefault(ENDOFTEXT)
-ROLES = ("bos_token", "eos_token", "pad_token", "unk_token")
+__all__ = ["DEFAULT_SPECIAL_TOKENS", "BPETokenizer"]
 _NOT_TRAINED = (
     "this BPETokenizer is not trained yet (no vocabulary); call train(texts) or BPETokenizer.load(path)"
 )
 
 
-class BPETokenizer:
+class BPETokenizer(RoleIds):
     """Byte-level BPE with a GPT-2/GPT-4 style regex pre-split, encoding exactly as HF ``tokenizers``.
 
     Usage::
 
-        tok = BPETokenizer(vocab_size=8192)      # special tokens: <|endoftext|>, <|im_start|>, <|im_end|>
+        tok = BPETokenizer(vocab_size=8192)      # specials <|endoftext|> <|im_start|> <|im_end|> <pad> <mask>
         tok.train(lines)                         # any iterable of str, streamed
         ids = tok.encode("Hello world")
         tok.save("out/")                         # tokenizer.json + tokenizer_config.json
+        tok.save("data/tok.json")                # data/tok.json + data/tok_config.json (the roles)
         tok = BPETokenizer.load("out/")          # also any HF byte-level BPE tokenizer.json / folder
 
     ``vocab_size`` is the number of tokens, bytes, merges and special tokens together (HF's count); before
     training it is the size asked for. ``pattern`` is ``"gpt2"``, ``"gpt4"``, ``"llama3"`` or a regex.
-    The ``*_token`` roles name special tokens (None for none); their ids are ``bos_token_id`` etc. Each role
-    defaults to ``<|endoftext|>`` when it is a special token, else to None.
+    The ``*_token`` roles name special tokens (None for none); their ids are ``bos_token_id`` ...
+    ``mask_token_id``. Defaults (:mod:`tokenizers_bpe.roles`): bos, eos and unk ``<|endoftext|>``, pad
+    ``<pad>`` (else ``<|endoftext|>``), mask ``<mask>`` (else None), each only when it is a special token.
     """
 
     def __init__(
@@ -56,10 +50,11 @@ class BPETokenizer:
         special_tokens: Iterable[str] = DEFAULT_SPECIAL_TOKENS,
         min_frequency: int = 0,
         pattern: str = "gpt4",
-        bos_token: str | None = _ROLE_DEFAULT,
-        eos_token: str | None = _ROLE_DEFAULT,
-        pad_token: str | None = _ROLE_DEFAULT,
-        unk_token: str | None = _ROLE_DEFAULT,
+        bos_token: str | None = ROLE_DEFAULT,
+        eos_token: str | None = ROLE_DEFAULT,
+        pad_token: str | None = ROLE_DEFAULT,
+        unk_token: str | None = ROLE_DEFAULT,
+        mask_token: str | None = ROLE_DEFAULT,
         chat_template: str | None = None,
         show_progress: bool = True,
     ):
@@ -74,23 +69,14 @@ class BPETokenizer:
             )
         if not isinstance(min_frequency, int) or min_frequency < 0:
             raise TokenizerInputError(f"min_frequency={min_frequency!r} is invalid; expected an int >= 0")
-        roles = {
-            "bos_token": bos_token,
-            "eos_token": eos_token,
-            "pad_token": pad_token,
-            "unk_token": unk_token,
-        }
-        for role, token in roles.items():
-            if isinstance(token, _RoleDefault):
-                roles[role] = token = ENDOFTEXT if ENDOFTEXT in self.special_tokens else None
-            if token is not None and token not in self.special_tokens:
-                raise TokenizerInputError(f"{role}={token!r} is not one of special_tokens {self.special_tokens}")
+        given = {"bos_token": bos_token, "eos_token": eos_token, "pad_token": pad_token, "unk_token": unk_token}
+        roles = resolve_roles({**given, "mask_token": mask_token}, self.special_tokens)
         self.target_vocab_size = vocab_size
         self.min_frequency = min_frequency
         self.pattern = resolve_pattern(pattern)
         self.show_progress = show_progress
         self.chat_template = chat_template or CHATML_TEMPLATE
-        self.bos_token, self.eos_token, self.pad_token, self.unk_token = roles.values()
+        self._set_roles(roles)
         self.pre_tokenizer = PreTokenizer.from_pattern(self.pattern)
         self._spec: TokenizerSpec | None = None
 
@@ -145,15 +131,7 @@ class BPETokenizer:
             if index < 0:
                 raise TokenizerInputError(f"token {token!r} has id {index}; ids must be >= 0")
             self._id_to_token[index] = token
-        byte_of = {char: bytes([byte]) for byte, char in bytes_to_unicode().items()}
-        self._id_bytes: list[bytes | None] = [
-            None
-            if token is None
-            else b"".join(byte_of[c] for c in token)
-            if all(c in byte_of for c in token)
-            else token.encode("utf-8")  # as HF's ByteLevel decoder: a token outside the byte alphabet is kept
-            for token in self._id_to_token
-        ]
+        self._id_bytes = decode_table(self._id_to_token)
         self._special_ids = {token.id for token in spec.added_tokens if token.special}
         self._prefix, self._suffix = post_processor_ids(spec.post_processor, self._token_to_id)
         self._wraps = bool(self._prefix or self._suffix)
@@ -171,9 +149,7 @@ class BPETokenizer:
         if self._spec is None:
             raise TokenizerInputError(_NOT_TRAINED)
         if not isinstance(text, str):
-            raise TokenizerInputError(
-                f"encode expects a str; got {type(text).__name__}"
-            )
+            raise TokenizerInputError(f"encode expects a str; got {type(text).__name__}")
         if allowed_special == "all":
             if not self._added.may_match(text):  # the common case: no added token can occur
                 ids = self._encode_ordinary(text)
@@ -257,21 +233,9 @@ class BPETokenizer:
         """Token strings of ``text`` (byte-level form)."""
         return [self._id_to_token[index] for index in self.encode(text, add_special_tokens=False)]
 
-    @property
-    def bos_token_id(self) -> int | None:
-        return self.token_to_id(self.bos_token) if self.bos_token else None
-
-    @property
-    def eos_token_id(self) -> int | None:
-        return self.token_to_id(self.eos_token) if self.eos_token else None
-
-    @property
-    def pad_token_id(self) -> int | None:
-        return self.token_to_id(self.pad_token) if self.pad_token else None
-
-    @property
-    def unk_token_id(self) -> int | None:
-        return self.token_to_id(self.unk_token) if self.unk_token else None
+    def _set_roles(self, roles: dict[str, str | None]) -> None:
+        for role, token in roles.items():
+            setattr(self, role, token)
 
     @property
     def all_special_ids(self) -> list[int]:
@@ -290,17 +254,20 @@ class BPETokenizer:
 
         With ``tokenize=True`` returns the ids of the rendered text (no post-processor ids, as transformers).
         """
-        roles = {role: getattr(self, role) for role in ROLES if getattr(self, role) is not None}
-        text = render_chat(self.chat_template, messages, add_generation_prompt, roles, **kwargs)
+        text = render_chat(self.chat_template, messages, add_generation_prompt, self.special_tokens_map(), **kwargs)
         return self.encode(text, add_special_tokens=False) if tokenize else text
 
     # ----------------------------------------------------------------------------------------- files
     def save(self, path: str | Path) -> Path:
-        """Write ``tokenizer.json`` (and, for a folder, ``tokenizer_config.json``); returns the json's path."""
+        """Write the tokenizer and its config (roles, chat template); returns the tokenizer file's path.
+
+        A folder gets ``tokenizer.json`` + ``tokenizer_config.json``; a file ``NAME.json`` gets
+        ``NAME_config.json`` beside it (:mod:`tokenizers_bpe.storage`), so every role survives either way.
+        """
         if self._spec is None:
             raise TokenizerInputError(_NOT_TRAINED)
-        config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
-        config.update({role: getattr(self, role) for role in ROLES})
+        config: dict[str, object] = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
+        config.update(self.roles_config())
         config["chat_template"] = self.chat_template
         return write_files(path, spec_to_json(self._spec), config)
 
@@ -308,22 +275,31 @@ class BPETokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
-        """Load ours or any HF byte-level BPE ``tokenizer.json``, or a folder holding one (with its config)."""
-        data, config, template = read_files(path)
-        spec = spec_from_json(data)
+        """Load ours or any HF byte-level BPE ``tokenizer.json``, or a folder holding one, with its config.
+
+        Errors name the file: :class:`~tokenizers_bpe.errors.UnsupportedTokenizerError` for a well-formed file
+        of another kind (WordPiece, Unigram ...), :class:`~tokenizers_bpe.errors.TokenizerInputError` for a
+        broken one.
+        """
+        stored = read_files(path)
         self = cls.__new__(cls)
-        self._install(spec)
+        try:
+            spec = spec_from_json(stored.data)
+            self._install(spec)
+        except TokenizerInputError as exc:
+            raise type(exc)(f"{stored.file}: {exc}") from None
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:  # a structure no check above expected
+            raise TokenizerInputError(
+                f"{stored.file} is not a valid tokenizer.json ({type(exc).__name__}: {exc})"
+            ) from None
         self.special_tokens = [token.content for token in spec.added_tokens if token.special]
         self.target_vocab_size = self.vocab_size
         self.min_frequency = 0
         splits = [step["pattern"] for step in spec.pre_tokenizer if step["type"] == "Split"]
         self.pattern = splits[0] if splits else GPT2_PATTERN
         self.show_progress = True
-        self.chat_template = template or CHATML_TEMPLATE
-        fallback = "<|endoftext|>" if "<|endoftext|>" in self._token_to_id else None
-        for role in ROLES:
-            token = token_text(config.get(role)) if config else fallback
-            setattr(self, role, token if token in self._token_to_id else None)
+        self.chat_template = stored.template or CHATML_TEMPLATE
+        self._set_roles(roles_from_config(stored.config, self.special_tokens, self._token_to_id))
         return self
 
     from_pretrained = load

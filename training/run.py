@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 RUN_CONFIG = "run_config.json"
 TOKENIZER_DIR = "tokenizer"
 MODEL_KEYS = ("d_model", "num_layers", "num_heads", "d_ff")
+# The special tokens of a BPE trained for an encoder (ids 0-4; <pad> and <mask> take their roles by default).
 ENCODER_SPECIALS = ("<|endoftext|>", "<pad>", "<mask>", "<cls>", "<sep>")
 
 
@@ -32,6 +34,7 @@ class Run:
     tokenizer: Any
     model: Any
     trainer: Any
+    claim: _Claim | None = None  # the run directory a fresh start took (None when resumed)
 
     def describe(self) -> str:
         params = sum(p.numel() for p in self.model.parameters())
@@ -41,24 +44,60 @@ class Run:
 
 
 def prepare_run(settings: dict[str, Any], fresh: bool) -> Run:
-    """Build tokenizer, dataloaders, model and Trainer. ``fresh`` starts a new run in ``checkpoint_dir``."""
-    import torch
+    """Build tokenizer, dataloaders, model and Trainer. ``fresh`` starts a new run in ``checkpoint_dir``.
 
-    from minillm import ModelConfig
-    from minillm.checkpoint import FAMILIES
-
-    from . import Trainer, create_dataloaders, load_and_split_data
+    A fresh start that fails (missing or empty data, a batch larger than the data ...) leaves nothing behind: the
+    run directory is checked first, data is read and validated before anything is written, and once the
+    directory is claimed (``run_config.json``, ``tokenizer/``) any failure removes what this start wrote and puts
+    back a run it was replacing (``--overwrite``). See :func:`discard_failed_start` for failures after this.
+    """
+    from . import load_and_split_data
 
     root = Path(settings["checkpoint_dir"])
-    if fresh:  # run_config.json first: a start that fails later leaves a run dir the next start may replace
-        _claim_run_dir(root, bool(settings.get("overwrite")))
-        atomic_write_text(root / RUN_CONFIG, json.dumps(settings, indent=2) + "\n")
+    if fresh:
+        _check_run_dir(root, bool(settings.get("overwrite")))  # refuse before reading any data
     split_options = {"encoding_errors": settings["encoding_errors"]}
     train, val, _ = load_and_split_data(settings["data_path"], split_method=settings["split_method"],
                                         val_split=settings["val_split"], seed=settings["seed"], **split_options)
     if settings["val_split"] > 0 and not val:
         raise InputError(f"val_split={settings['val_split']} leaves no validation data from {len(train)} pieces; "
                          "add data or use --val_split 0")
+    if not fresh:
+        return _build(settings, root, train, val, fresh=False)
+    claim = _Claim.take(root)
+    try:
+        atomic_write_text(root / RUN_CONFIG, json.dumps(settings, indent=2) + "\n")
+        run = _build(settings, root, train, val, fresh=True)
+    except BaseException:
+        claim.undo()
+        raise
+    claim.commit()
+    run.claim = claim
+    return run
+
+
+def discard_failed_start(run: Run) -> bool:
+    """Remove the run directory of a fresh start whose training failed before it saved any model.
+
+    For a validation error raised by ``trainer.train`` itself (a device that is absent ...); a run that saved a
+    checkpoint, or a resumed run, is kept. Returns whether anything was removed.
+    """
+    if run.claim is None or _has_saved_model(Path(run.settings["checkpoint_dir"])):
+        return False
+    run.claim.undo()
+    run.claim = None
+    return True
+
+
+def _build(settings: dict[str, Any], root: Path, train: list[Any], val: list[Any], fresh: bool) -> Run:
+    """Tokenizer (trained and saved in ``root/tokenizer`` when fresh), model, dataloaders and Trainer."""
+    import torch
+
+    from minillm import ModelConfig
+    from minillm.checkpoint import FAMILIES
+
+    from . import Trainer, create_dataloaders
+
     tokenizer = _tokenizer(settings, root, train, fresh)
     overrides = {k: settings[k] for k in MODEL_KEYS if settings.get(k) is not None}
     config = ModelConfig.from_preset(
@@ -96,7 +135,10 @@ def resume_settings(resume: Any, checkpoint_dir: str | None) -> tuple[dict[str, 
     from . import find_latest_checkpoint
 
     if resume is True:
-        root = Path(checkpoint_dir) if checkpoint_dir else newest_run(Path("checkpoints"))
+        # the newest train run that saved a model; failing that, the newest train run (to say what it lacks)
+        runs = Path("checkpoints")
+        root = Path(checkpoint_dir) if checkpoint_dir else (newest_run(runs, with_model=True, train_only=True)
+                                                            or newest_run(runs))
         if root is None:
             raise InputError("--resume found no run under checkpoints/; pass --checkpoint_dir or a run path")
         checkpoint = None
@@ -116,21 +158,30 @@ def resume_settings(resume: Any, checkpoint_dir: str | None) -> tuple[dict[str, 
     return settings, checkpoint
 
 
-def newest_run(root: Path, with_model: bool = False) -> Path | None:
-    """The most recently modified run directory (one holding run_config.json) under ``root``; with
-    ``with_model``, only runs that saved a model (a checkpoint, best/ or final/), not failed starts."""
-    runs = [p for p in root.glob(f"*/{RUN_CONFIG}")] if root.is_dir() else []
-    if with_model:
-        runs = [p for p in runs if _has_saved_model(p.parent)]
-    return max(runs, key=lambda p: p.stat().st_mtime).parent if runs else None
+def newest_run(root: Path, with_model: bool = False, train_only: bool = False) -> Path | None:
+    """The most recently written run directory under ``root``, or None.
+
+    Without ``with_model``: the train run (one holding ``run_config.json``) written last. With ``with_model``:
+    the run that saved a model (a checkpoint, best/ or final/) last, whichever mode made it (``continue`` runs
+    hold no ``run_config.json``), never a failed start; ``train_only`` keeps only train runs. Hidden folders
+    (temporary ones) are skipped.
+    """
+    found: list[tuple[float, Path]] = []
+    for run in [p for p in root.iterdir() if p.is_dir() and p.name[0] != "."] if root.is_dir() else []:
+        config = run / RUN_CONFIG
+        if config.is_file() or (with_model and not train_only):
+            times = [m.stat().st_mtime for m in _saved_models(run)] if with_model else [config.stat().st_mtime]
+            if times:
+                found.append((max(times), run))
+    return max(found, key=lambda item: item[0])[1] if found else None
 
 
-def _claim_run_dir(root: Path, overwrite: bool) -> None:
-    """Make ``root`` an empty directory for a new run.
+def _check_run_dir(root: Path, overwrite: bool) -> None:
+    """Refuse a ``root`` a new run may not take (writes nothing).
 
-    An empty or missing folder is used as it is. A previous run (it holds ``run_config.json``) that never saved
-    a checkpoint (its start failed) is replaced; one with checkpoints only with ``overwrite``. Any other non-empty
-    folder is refused even with ``overwrite``: it is not ours to delete.
+    An empty or missing folder may be used. A previous run (it holds ``run_config.json``) that never saved a
+    model (a start of an earlier version that failed) may be replaced; one with a saved model only with
+    ``overwrite``. Any other non-empty folder is refused even with ``overwrite``: it is not ours to delete.
     """
     if root.exists() and not root.is_dir():
         raise InputError(f"checkpoint_dir {str(root)!r} is a file; pass a directory")
@@ -141,19 +192,69 @@ def _claim_run_dir(root: Path, overwrite: bool) -> None:
         if _has_saved_model(root) and not overwrite:
             raise InputError(f"checkpoint_dir {str(root)!r} already holds a run; pass --resume to continue it "
                              "or --overwrite to start over")
-        logger.info("replacing the previous run in %s", root)
-        shutil.rmtree(root)
-    root.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass
+class _Claim:
+    """The run directory a fresh start took. ``created``: the highest folder it created (``root`` or a missing
+    parent such as ``checkpoints/``; None when ``root`` existed); ``backup``: the run it replaces, moved aside."""
+
+    root: Path
+    created: Path | None
+    backup: Path | None
+
+    @classmethod
+    def take(cls, root: Path) -> _Claim:
+        """Make ``root`` an empty directory (after :func:`_check_run_dir` allowed it)."""
+        created = None
+        for folder in (root, *root.parents):
+            if folder.exists():
+                break
+            created = folder
+        backup = None
+        if root.is_dir() and any(root.iterdir()):
+            logger.info("replacing the previous run in %s", root)
+            backup = root.with_name(f".{root.name}.replaced-{os.getpid()}")
+            os.replace(root, backup)
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(root, created, backup)
+
+    def commit(self) -> None:
+        """The start succeeded: delete the replaced run."""
+        if self.backup is not None:
+            shutil.rmtree(self.backup, ignore_errors=True)
+            self.backup = None
+
+    def undo(self) -> None:
+        """The start failed: remove what it wrote, leave ``root`` as it was (missing, empty, or the old run)."""
+        if self.created is not None:
+            shutil.rmtree(self.created, ignore_errors=True)
+            return
+        shutil.rmtree(self.root, ignore_errors=True)
+        if self.backup is not None:
+            os.replace(self.backup, self.root)
+            self.backup = None
+        else:
+            self.root.mkdir()
 
 
 def _has_saved_model(root: Path) -> bool:
-    """Whether a run directory holds any trained model (a checkpoint, best/ or final/)."""
+    return bool(_saved_models(root))
+
+
+def _saved_models(root: Path) -> list[Path]:
+    """The model directories a run saved: complete ``checkpoint-STEP/`` and ``best/`` / ``final/``."""
     from .checkpoints import list_checkpoints
 
-    return bool(list_checkpoints(root)) or any((root / name).is_dir() for name in ("best", "final"))
+    return [path for _, path in list_checkpoints(root)] + [root / n for n in ("best", "final") if (root / n).is_dir()]
 
 
 def _tokenizer(settings: dict[str, Any], root: Path, train: list[Any], fresh: bool) -> Any:
+    """The run's tokenizer: the one saved in the run (resume), ``--tokenizer_path``, or a BPE trained on the data.
+
+    A trained BPE keeps BPETokenizer's default roles: decoders get its default special tokens (pad ``<pad>``,
+    mask ``<mask>``), encoders :data:`ENCODER_SPECIALS`, T5 those plus the span-corruption sentinels.
+    """
     from tokenizers_bpe import DEFAULT_SPECIAL_TOKENS, BPETokenizer
 
     from .data.span_corruption import sentinel_tokens
@@ -168,8 +269,7 @@ def _tokenizer(settings: dict[str, Any], root: Path, train: list[Any], fresh: bo
         specials = DEFAULT_SPECIAL_TOKENS if settings["model_type"] == "decoder_only" else ENCODER_SPECIALS
         if settings["model_type"] == "encoder_decoder":  # T5 span corruption replaces spans by sentinels
             specials = ENCODER_SPECIALS + sentinel_tokens()
-        pad = "<|endoftext|>" if settings["model_type"] == "decoder_only" else "<pad>"
-        tokenizer = BPETokenizer(vocab_size=settings["vocab_size"], special_tokens=specials, pad_token=pad)
+        tokenizer = BPETokenizer(vocab_size=settings["vocab_size"], special_tokens=specials)
         tokenizer.train(_sample(train, settings["tokenizer_sample_bytes"]))
     with atomic_directory(saved) as tmp:
         tokenizer.save(tmp)

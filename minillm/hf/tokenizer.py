@@ -1,5 +1,6 @@
 """HFTokenizer: any transformers tokenizer behind the project's tokenizer surface (the one BPETokenizer speaks).
 
+It implements :class:`minillm.tokenizer_protocol.Tokenizer`:
 ``encode`` / ``encode_batch`` / ``decode``, ``vocab_size``, ``token_to_id`` / ``id_to_token``, the
 bos/eos/pad/unk/mask/cls/sep ids, ``all_special_ids``, ``apply_chat_template``, ``save(dir)`` / ``load(path)``.
 transformers is imported lazily, inside :meth:`HFTokenizer.load`, so ``import minillm`` never needs it.
@@ -12,6 +13,7 @@ tokens; [CLS] and [SEP] stand in for them.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -19,12 +21,34 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from minillm.errors import InputError
+from minillm.errors import InputError, MissingDependencyError
 
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"
 BERT_DEFAULTS = {"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]", "mask_token": "[MASK]",
                  "unk_token": "[UNK]"}
+#: Files transformers finds by name in a tokenizer folder: naming one of them means "the folder's tokenizer".
+STANDARD_FILES = (TOKENIZER_FILE, CONFIG_FILE, "tokenizer.model", "vocab.txt", "spiece.model", "vocab.json",
+                  "merges.txt", "special_tokens_map.json")
+#: What a tokenizer config may say that PreTrainedTokenizerFast takes as arguments.
+CONFIG_KEYS = ("bos_token", "eos_token", "pad_token", "unk_token", "mask_token", "cls_token", "sep_token",
+               "chat_template", "model_max_length")
+
+
+def _line(exc: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{str(path)!r} is not a readable JSON tokenizer config ({_line(exc)})") from exc
+    if not isinstance(config, dict):
+        raise InputError(f"{str(path)!r} holds a {type(config).__name__}; expected a JSON object")
+    return config
 
 
 class HFTokenizer:
@@ -36,31 +60,67 @@ class HFTokenizer:
     # ----------------------------------------------------------------- files
     @classmethod
     def load(cls, path: str | os.PathLike) -> HFTokenizer:
-        """Open a tokenizer folder (or its ``tokenizer.json``) with transformers' ``AutoTokenizer``.
+        """Open a tokenizer folder, or one named tokenizer file, with transformers.
 
-        A folder holding only ``tokenizer.json`` opens as a ``PreTrainedTokenizerFast`` whose special tokens
-        come from ``tokenizer_config.json`` when present, else BERT's names when the vocabulary has them.
+        * a folder, or a file with a standard name (``tokenizer.json``, ``vocab.txt`` ... in
+          :data:`STANDARD_FILES`): ``AutoTokenizer`` on the folder, as transformers lays it out; a folder holding
+          only ``tokenizer.json`` opens as a ``PreTrainedTokenizerFast`` with BERT's special-token names where
+          the vocabulary has them;
+        * any other ``NAME.json``: that file alone, as a ``PreTrainedTokenizerFast`` with the roles and chat
+          template of ``NAME_config.json`` beside it (the layout ``tokenizers_bpe`` saves), else BERT's names.
+
+        Every failure is one :class:`~minillm.errors.InputError` naming the path.
         """
         path = Path(path).expanduser()
         if not path.exists():
             raise FileNotFoundError(f"tokenizer path {str(path)!r} does not exist")
-        folder = path.parent if path.is_file() else path
         try:
-            from transformers import AutoTokenizer, PreTrainedTokenizerFast
+            import transformers  # noqa: F401 - only to say clearly when it is missing
         except ImportError as exc:
             raise InputError(
-                f"{str(folder)!r} holds a tokenizer our BPE cannot read and transformers is not installed "
+                f"{str(path)!r} holds a tokenizer our BPE cannot read and transformers is not installed "
                 f"(pip install 'minillm[hf]')"
             ) from exc
+        if path.is_dir():
+            return cls._open_folder(path)
+        if path.name in STANDARD_FILES:
+            return cls._open_folder(path.parent)
+        if path.suffix == ".json":
+            config = path.with_name(path.stem + "_config.json")  # the layout tokenizers_bpe.storage writes
+            return cls._open_file(path, _read_config(config) if config.is_file() else None)
+        raise InputError(
+            f"{str(path)!r} is not a file transformers opens alone; pass a tokenizer.json-format file or the folder "
+            f"holding the tokenizer ({', '.join(STANDARD_FILES)})"
+        )
+
+    @classmethod
+    def _open_folder(cls, folder: Path) -> HFTokenizer:
+        from transformers import AutoTokenizer
+
         try:
             return cls(AutoTokenizer.from_pretrained(str(folder)))
-        except (OSError, ValueError, KeyError) as exc:
-            file = folder / TOKENIZER_FILE
-            if not file.is_file():
-                raise InputError(f"{str(folder)!r} holds no tokenizer transformers can open ({exc})") from exc
-        tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(file))
-        vocab = tokenizer.get_vocab()
-        tokenizer.add_special_tokens({role: text for role, text in BERT_DEFAULTS.items() if text in vocab})
+        except (OSError, ValueError, KeyError) as exc:  # no config saying which class: try tokenizer.json alone
+            if not (folder / TOKENIZER_FILE).is_file():
+                raise InputError(f"{str(folder)!r} holds no tokenizer transformers can open ({_line(exc)})") from exc
+        except ImportError as exc:  # e.g. a SentencePiece folder without sentencepiece installed
+            raise MissingDependencyError(f"opening the tokenizer in {str(folder)!r} needs {_line(exc)}") from exc
+        except Exception as exc:  # tokenizers' Rust errors are plain Exceptions
+            raise InputError(f"transformers cannot open the tokenizer in {str(folder)!r}: {_line(exc)}") from exc
+        return cls._open_file(folder / TOKENIZER_FILE, None)
+
+    @classmethod
+    def _open_file(cls, file: Path, config: dict | None) -> HFTokenizer:
+        """``file`` as a ``PreTrainedTokenizerFast`` with the roles of ``config``, else BERT's names."""
+        from transformers import PreTrainedTokenizerFast
+
+        options = {key: config[key] for key in CONFIG_KEYS if config and config.get(key) is not None}
+        try:
+            tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(file), **options)
+        except Exception as exc:  # tokenizers' Rust errors are plain Exceptions
+            raise InputError(f"transformers cannot open tokenizer file {str(file)!r}: {_line(exc)}") from exc
+        if config is None:
+            vocab = tokenizer.get_vocab()
+            tokenizer.add_special_tokens({role: text for role, text in BERT_DEFAULTS.items() if text in vocab})
         return cls(tokenizer)
 
     from_pretrained = load

@@ -79,9 +79,25 @@ def test_empty_val_split(tmp_path, capsys):
     assert_one_line_error(code, err, "val")
 
 
-def test_conflicting_flags(tmp_path, capsys):
-    code, err = run(["train", "--resume", "--checkpoint_dir", str(tmp_path), "--d_model", "64"], capsys)
-    assert_one_line_error(code, err, "conflicting flags", "--d_model")
+def _saved_run(root, **settings):
+    """A run directory as train leaves it after its first checkpoint (run_config.json + a complete checkpoint)."""
+    from scripts.train import DEFAULTS
+
+    (root / "checkpoint-2" / "trainer_state").mkdir(parents=True)
+    (root / "checkpoint-2" / "trainer_state" / "COMPLETE").write_text("{}")
+    (root / "run_config.json").write_text(json.dumps({**DEFAULTS, "preset": "tiny", **settings}))
+    return root
+
+
+def test_conflicting_flags_name_the_saved_and_the_given_value(tmp_path, capsys):
+    run_dir = _saved_run(tmp_path / "r", d_model=32, data_path=str(tmp_path / "d.txt"))
+    code, err = run(["train", "--resume", "--checkpoint_dir", str(run_dir), "--d_model", "64"], capsys)
+    assert_one_line_error(code, err, "conflicting flags", "d_model is 32", "--d_model 64 cannot change it")
+    code, err = run(["train", "--resume", "--checkpoint_dir", str(run_dir), "--data_path", str(tmp_path / "e.txt")],
+                    capsys)
+    assert_one_line_error(code, err, "conflicting flags", "d.txt", "e.txt")
+    code, err = run(["train", "--resume", "--checkpoint_dir", str(run_dir), "--model_type", "encoder_only"], capsys)
+    assert_one_line_error(code, err, "'decoder_only'", "--model_type 'encoder_only'")
 
 
 def test_config_with_unknown_keys(tmp_path, capsys):

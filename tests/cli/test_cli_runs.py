@@ -1,4 +1,4 @@
-"""Run directories through main.main(): what --overwrite may delete, restarting a failed start, resuming old runs,
+"""Run directories through main.main(): what --overwrite may delete, failed starts, resuming old runs,
 --early_stopping_patience 0, training failures (exit 1) and generate's device / held-back text handling."""
 
 from __future__ import annotations
@@ -39,23 +39,32 @@ def test_overwrite_never_deletes_a_folder_that_is_not_a_run(tmp_path, corpus, ca
     assert (mine / "notes.txt").read_text() == "precious"
 
 
-def test_failed_start_does_not_block_a_rerun_and_old_run_configs_resume(tmp_path, corpus, capsys):
-    run_dir = tmp_path / "run"
+def test_failed_start_leaves_nothing_and_old_failed_starts_do_not_block_a_rerun(tmp_path, corpus, capsys):
+    run_dir = tmp_path / "runs" / "run"
     # fails in create_dataloaders, after the tokenizer was trained and saved
     code, _, err = run(["train", "--data_path", corpus, "--checkpoint_dir", run_dir, *TINY_MODEL, *STEPS,
                         "--batch_size", "100000"], capsys)
     assert code == 2 and "fewer than batch_size" in err
-    assert (run_dir / "run_config.json").is_file()
+    assert not (tmp_path / "runs").exists()  # nothing left behind, not even the parent folder it made
     code, _, err = run(["train", "--resume", "--checkpoint_dir", run_dir], capsys)
-    assert code == 2 and "no complete checkpoint yet" in err  # a run directory, not "not a run directory"
+    assert code == 2 and "nothing to resume" in err
+    run_dir.mkdir(parents=True)
+    (run_dir / "run_config.json").write_text("{}")  # what a failed start of an earlier version left behind
     code, _, err = run(["train", "--data_path", corpus, "--checkpoint_dir", run_dir, *TINY_MODEL, *STEPS,
                         "--early_stopping_patience", "0"], capsys)  # same dir, no --overwrite needed; 0 = off
     assert code == 0, err
     saved = json.loads((run_dir / "run_config.json").read_text())
     assert saved["early_stopping_patience"] is None and saved["batch_size"] == 4
-    # a finished run is only replaced with --overwrite
+    # a finished run is only replaced with --overwrite, and a failed --overwrite start puts it back untouched
     code, _, err = run(["train", "--data_path", corpus, "--checkpoint_dir", run_dir, *TINY_MODEL, *STEPS], capsys)
     assert code == 2 and "already holds a run" in err
+    before = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*"))
+    code, _, err = run(["train", "--data_path", corpus, "--checkpoint_dir", run_dir, *TINY_MODEL, *STEPS,
+                        "--overwrite", "--batch_size", "100000"], capsys)
+    assert code == 2 and "fewer than batch_size" in err
+    assert sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*")) == before
+    assert json.loads((run_dir / "run_config.json").read_text()) == saved
+    assert sorted(p.name for p in run_dir.parent.iterdir()) == ["run"]  # no hidden backup left either
     # a run_config.json written before newer keys existed still resumes, and --config may set those keys
     for name in ("final", "best", "checkpoint-4"):
         shutil.rmtree(run_dir / name)

@@ -61,3 +61,23 @@ def test_surface_chat_template_and_atomic_save(tmp_path):
     assert (folder / "keep.txt").is_file()
     with pytest.raises(FileNotFoundError, match="does not exist"):
         HFTokenizer.load(tmp_path / "missing")
+
+
+def test_a_named_json_file_opens_alone_with_its_own_config(tmp_path):
+    """``data/other.json`` + ``data/other_config.json`` (the layout tokenizers_bpe saves): that file, those roles."""
+    from minillm.errors import InputError
+    from minillm.hf.tokenizer import HFTokenizer
+    from tokenizers_bpe import BPETokenizer
+
+    ours = BPETokenizer(vocab_size=300, eos_token="<|im_end|>", show_progress=False).train(["hello world"] * 10)
+    ours.save(tmp_path / "other.json")
+    _tiny_fast_tokenizer().save_pretrained(str(tmp_path))  # a different tokenizer.json in the same folder
+    tokenizer = HFTokenizer.load(tmp_path / "other.json")
+    assert tokenizer.vocab_size == ours.vocab_size and tokenizer.encode("hello world") == ours.encode("hello world")
+    assert (tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.mask_token_id) == (2, 3, 4)
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+    assert text == ours.apply_chat_template([{"role": "user", "content": "hi"}])
+    assert HFTokenizer.load(tmp_path / "tokenizer.json").vocab_size == 9  # the standard name: the folder's own
+    (tmp_path / "broken.json").write_text('{"model": ', encoding="utf-8")
+    with pytest.raises(InputError, match="broken.json"):
+        HFTokenizer.load(tmp_path / "broken.json")

@@ -17,6 +17,7 @@ MODULES = [
     "hf_json",
     "chat_template",
     "storage",
+    "roles",
 ]
 
 

@@ -9,15 +9,15 @@ import pytest
 from tokenizers_bpe import BPETokenizer
 
 
-@pytest.mark.parametrize("size", [0, 100, 258, "8192", 2.5])
+@pytest.mark.parametrize("size", [0, 100, 260, "8192", 2.5])
 def test_vocab_size_below_bytes_plus_specials(size):
-    with pytest.raises(ValueError, match=rf"vocab_size={size!r}.*>= 259"):
+    with pytest.raises(ValueError, match=rf"vocab_size={size!r}.*>= 261"):
         BPETokenizer(vocab_size=size)
 
 
 def test_vocab_size_exactly_bytes_plus_specials_trains_no_merge():
-    tok = BPETokenizer(vocab_size=259, show_progress=False).train(["aaaa bbbb"])
-    assert tok.vocab_size == 259 and tok.encode("aa") == [tok.token_to_id("a")] * 2
+    tok = BPETokenizer(vocab_size=261, show_progress=False).train(["aaaa bbbb"])
+    assert tok.vocab_size == 261 and tok.encode("aa") == [tok.token_to_id("a")] * 2
 
 
 def test_other_bad_constructor_arguments():

@@ -60,13 +60,15 @@ def test_lone_surrogates_are_refused_by_name(small_tokenizer):
 def test_trained_layout_counts_and_special_ids(small_tokenizer):
     tok = small_tokenizer
     assert tok.vocab_size == len(tok) == 400 == len(tok.get_vocab())
-    assert [tok.token_to_id(t) for t in ("<|endoftext|>", "<|im_start|>", "<|im_end|>")] == [0, 1, 2]
-    assert tok.bos_token_id == tok.eos_token_id == tok.pad_token_id == tok.unk_token_id == 0
-    assert tok.id_to_token(3) == "!" and tok.token_to_id("!") == 3  # bytes follow, in code point order
+    specials = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<pad>", "<mask>")
+    assert [tok.token_to_id(t) for t in specials] == [0, 1, 2, 3, 4]
+    assert tok.bos_token_id == tok.eos_token_id == tok.unk_token_id == 0
+    assert (tok.pad_token, tok.pad_token_id, tok.mask_token, tok.mask_token_id) == ("<pad>", 3, "<mask>", 4)
+    assert tok.id_to_token(5) == "!" and tok.token_to_id("!") == 5  # bytes follow, in code point order
     assert tok.id_to_token(10**6) is None and tok.token_to_id("no such token") is None
-    assert tok.all_special_ids == [0, 1, 2]
+    assert tok.all_special_ids == [0, 1, 2, 3, 4]
     the = tok.token_to_id("Ġthe")  # a merged token, in byte-level form
-    assert the is not None and the > 258 and tok.encode(" the") == [the] and tok.tokenize(" the") == ["Ġthe"]
+    assert the is not None and the > 260 and tok.encode(" the") == [the] and tok.tokenize(" the") == ["Ġthe"]
 
 
 def test_special_tokens_are_whole_and_policy_decides(small_tokenizer):
@@ -107,7 +109,7 @@ def test_special_token_text_in_the_corpus_is_not_learnt():
 
 def test_training_stops_when_no_pair_is_left():
     tok = BPETokenizer(vocab_size=1000, show_progress=False).train(["abab"])
-    assert tok.vocab_size == 256 + 3 + 2  # 'ab', then 'abab'
+    assert tok.vocab_size == 256 + 5 + 2  # 'ab', then 'abab'
     assert tok.encode("abab") == [tok.token_to_id("abab")]
 
 
@@ -129,7 +131,7 @@ def test_save_load_round_trip_keeps_everything(small_tokenizer, tmp_path, name):
     assert loaded.get_vocab() == small_tokenizer.get_vocab()
     assert loaded.eos_token_id == small_tokenizer.eos_token_id == 0
     data = json.loads(written.read_text(encoding="utf-8"))
-    assert data["model"]["type"] == "BPE" and len(data["model"]["merges"]) == 400 - 259
+    assert data["model"]["type"] == "BPE" and len(data["model"]["merges"]) == 400 - 261
     assert data["pre_tokenizer"]["pretokenizers"][0]["type"] == "Split"
     assert data["decoder"]["type"] == "ByteLevel"
     if name == "folder":

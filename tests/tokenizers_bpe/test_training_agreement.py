@@ -91,3 +91,15 @@ def test_identical_merges_on_tiny_shakespeare(shakespeare_text, pattern):
     assert len(merges) == 4096 - 257
     assert merges == hf_merges
     assert vocab == hf_vocab
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
+def test_default_tokenizer_trains_hf_merges_with_the_default_special_tokens(small_corpus, pattern):
+    """BPETokenizer's defaults (five special tokens, <pad> and <mask> included) against BpeTrainer given them."""
+    from tokenizers_bpe import DEFAULT_SPECIAL_TOKENS
+
+    hf_vocab, hf_merges = hf_train(small_corpus, 600, pattern, list(DEFAULT_SPECIAL_TOKENS))
+    tok = BPETokenizer(vocab_size=600, pattern=pattern, show_progress=False).train(small_corpus)
+    assert tok._spec.merges == hf_merges and tok._spec.vocab == hf_vocab
+    assert [hf_vocab[t] for t in DEFAULT_SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
+    assert (tok.pad_token_id, tok.mask_token_id) == (3, 4)

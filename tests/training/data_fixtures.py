@@ -1,7 +1,8 @@
 """Fixtures for the data-loading tests (imported by tests/training/test_data*.py through ``load()``).
 
-``ByteTokenizer`` is a tiny byte-level tokenizer with ChatML special tokens that counts how many texts it
-encodes; ``bpe_tokenizer`` is a real ``tokenizers_bpe.BPETokenizer`` trained on a few KB.
+``ByteTokenizer`` is a tiny byte-level tokenizer with ChatML special tokens (the whole
+``minillm.tokenizer_protocol.Tokenizer`` surface) that counts how many texts it encodes; ``bpe_tokenizer`` is
+a real ``tokenizers_bpe.BPETokenizer`` trained on a few KB.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class ByteTokenizer:
 
     eos_token_id = pad_token_id = bos_token_id = 256
     mask_token_id = 259
+    unk_token_id = None
     all_special_ids: ClassVar[list[int]] = [256, 257, 258, 259]
 
     def __init__(self) -> None:
@@ -63,6 +65,9 @@ class ByteTokenizer:
             else:
                 buffer.append(i)
         return "".join(out) + buffer.decode("utf-8", "replace")
+
+    def save(self, path):
+        raise NotImplementedError("ByteTokenizer is a test fixture; it has nothing to save")
 
     def apply_chat_template(self, messages, add_generation_prompt=False, tokenize=False):
         text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)

@@ -283,3 +283,41 @@ def test_bad_data_and_arguments(byte_tok, cache, items, kwargs, message):
     options = {"batch_size": 2, "max_length": 16, "cache_dir": cache, **kwargs}
     with pytest.raises(ValueError, match=message):
         create_dataloaders(items, [], byte_tok, **options)
+
+
+def test_both_loaders_carry_the_tokenizer_they_were_built_with(byte_tok, bpe_tokenizer, cache, tmp_path):
+    from training.data.loaders import create_file_dataloaders
+
+    train, val = create_dataloaders(DOCS, DOCS[:8], byte_tok, batch_size=2, max_length=32, cache_dir=cache)
+    assert train.tokenizer is byte_tok and val.tokenizer is byte_tok
+    train, val = create_dataloaders(DOCS, [], bpe_tokenizer, batch_size=2, max_length=32, cache_dir=cache)
+    assert train.tokenizer is bpe_tokenizer and val is None
+    file = tmp_path / "corpus.txt"
+    file.write_text("\n\n".join(DOCS * 4), encoding="utf-8")
+    train, val = create_file_dataloaders(file, byte_tok, batch_size=2, max_length=32, cache_dir=cache)
+    assert train.tokenizer is byte_tok and val.tokenizer is byte_tok
+
+
+def test_a_tokenizer_without_the_protocol_is_refused_by_name(cache):
+    class Partial:
+        eos_token_id = pad_token_id = 0
+        vocab_size = 10
+
+        def encode(self, text, add_special_tokens=True):
+            return [1]
+
+    with pytest.raises(ValueError, match=r"Partial lacks decode, apply_chat_template, token_to_id, save, "
+                                         r"bos_token_id, mask_token_id, unk_token_id, all_special_ids"):
+        create_dataloaders(DOCS, [], Partial(), batch_size=2, max_length=32, cache_dir=cache)
+
+
+def test_default_bpe_tokenizer_trains_masked_lm(bpe_tokenizer, cache):
+    """BPETokenizer's defaults hold <mask> (id 4) and <pad> (id 3): mlm needs nothing more."""
+    texts = ["the quick brown fox jumps over the lazy dog " * 3] * 16
+    train, _ = create_dataloaders(
+        texts, [], bpe_tokenizer, batch_size=8, max_length=48, model_type="encoder_only", cache_dir=cache
+    )
+    batch = next(iter(train))
+    chosen = batch["labels"] != -100
+    assert bpe_tokenizer.mask_token_id == 4 and (batch["input_ids"][chosen] == 4).float().mean() > 0.5
+    assert not chosen[batch["attention_mask"] == 0].any()

@@ -1,7 +1,8 @@
 """Batch assembly for the three objectives, plus the seeded epoch sampler the train loader uses.
 
 MLM and seq2seq batches come from :mod:`minillm.collators` (``MaskedLMCollator``, ``Seq2SeqCollator``); the
-causal-LM collator lives here because it also pads ``segment_ids``.
+causal-LM collator lives here because it also pads ``segment_ids``. The tokenizer is read through the
+attributes of :class:`minillm.tokenizer_protocol.Tokenizer` (``mask_token_id``, ``all_special_ids``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from torch.utils.data import Sampler
 from minillm.collators import MaskedLMCollator, Seq2SeqCollator
 from minillm.errors import InputError
 from minillm.losses import IGNORE_INDEX
-
-_MASK_TOKENS = ("<mask>", "[MASK]", "<|mask|>")
+from minillm.tokenizer_protocol import Tokenizer
 
 
 def _as_list(value) -> list[int]:
@@ -63,32 +63,21 @@ class MLMRowsCollator:
         return self.collator([_as_list(row["input_ids"]) for row in rows])
 
 
-def mask_token_id(tokenizer) -> int:
-    """The tokenizer's mask id (``mask_token_id`` or one of <mask>, [MASK], <|mask|>)."""
-    found = getattr(tokenizer, "mask_token_id", None)
-    to_id = getattr(tokenizer, "token_to_id", None)
-    for token in _MASK_TOKENS if found is None and to_id is not None else ():
-        found = to_id(token)
-        if found is not None:
-            break
-    if found is None:
-        raise InputError(
-            f"objective 'mlm' needs a tokenizer with a mask token (one of {', '.join(_MASK_TOKENS)})"
-        )
-    return int(found)
-
-
-def collator_for(objective: str, tokenizer, pad_id: int, seed: int, vocab_size: int):
-    """The batch collator of an objective."""
+def collator_for(objective: str, tokenizer: Tokenizer, pad_id: int, seed: int, vocab_size: int):
+    """The batch collator of an objective (``mlm`` needs ``tokenizer.mask_token_id``; seq2seq decoders start
+    from ``pad_id``, T5's convention)."""
     if objective == "clm":
         return CausalLMCollator(pad_id)
     if objective == "mlm":
-        specials = set(getattr(tokenizer, "all_special_ids", ()) or ())
-        return MLMRowsCollator(
-            MaskedLMCollator(mask_token_id(tokenizer), vocab_size, pad_id, specials, seed=seed)
-        )
-    start = getattr(tokenizer, "decoder_start_token_id", None)
-    return Seq2SeqCollator(pad_token_id=pad_id, decoder_start_token_id=start)
+        mask = tokenizer.mask_token_id
+        if mask is None:
+            raise InputError(
+                f"objective 'mlm' needs a tokenizer with a mask token; {type(tokenizer).__name__} has "
+                "mask_token_id None (BPETokenizer: include '<mask>' in special_tokens or pass mask_token=...)"
+            )
+        specials = set(tokenizer.all_special_ids)
+        return MLMRowsCollator(MaskedLMCollator(int(mask), vocab_size, pad_id, specials, seed=seed))
+    return Seq2SeqCollator(pad_token_id=pad_id)
 
 
 class EpochSampler(Sampler[int]):

@@ -10,9 +10,13 @@ clm        token store on disk (memmap, cached by hash);      tokenized in memor
            row per document window without packing            labels only on answers / assistant turns
 mlm        token store; one row per document window           (not supported)
 seq2seq    token store; T5 span corruption of each document   ``input_ids`` = source, ``labels`` = target
-           window (:mod:`~training.data_span_corruption`;
+           window (:mod:`~training.data.span_corruption`;
            the tokenizer needs ``<extra_id_0>``, ...)
 =========  =================================================  ==============================================
+
+The tokenizer must implement :class:`minillm.tokenizer_protocol.Tokenizer` (``BPETokenizer``, ``HFTokenizer``);
+its attributes are read directly: ``eos_token_id`` separates documents, ``pad_token_id`` (else the eos id) pads,
+``mask_token_id`` masks (mlm), ``token_to_id("<extra_id_0>")`` ... finds the sentinels (seq2seq).
 
 Example::
 
@@ -20,6 +24,7 @@ Example::
     train_loader, val_loader = create_dataloaders(train, val, tokenizer, batch_size=8, max_length=256)
     for batch in train_loader:
         loss = model(**batch).loss
+    train_loader.tokenizer is tokenizer  # what the Trainer saves with checkpoints when given no tokenizer
 """
 
 from __future__ import annotations
@@ -32,12 +37,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from minillm.errors import InputError
+from minillm.tokenizer_protocol import Tokenizer, missing_members
 
 from .collate import EpochSampler, collator_for
 from .examples import IGNORE_INDEX, pack_examples, seq2seq_example, single_rows, supervised_example
 from .formats import Item, item_kind, item_text
 from .span_corruption import SpanCorruptionDataset, sentinel_ids
-from .tokens import eos_id, store_for_texts, vocab_len
+from .tokens import eos_id, store_for_texts
 from .windows import TokenFileDataset, TokenWindowDataset, _cls_sep
 
 logger = logging.getLogger(__name__)
@@ -73,9 +79,21 @@ def resolve_objective(objective: str, model_type: str | None) -> str:
     return objective
 
 
+def check_tokenizer(tokenizer: object, caller: str = "create_dataloaders") -> None:
+    """An InputError naming every member of :class:`~minillm.tokenizer_protocol.Tokenizer` that ``tokenizer``
+    lacks (nothing when it has them all)."""
+    missing = missing_members(tokenizer)
+    if missing:
+        raise InputError(
+            f"{caller} needs a tokenizer with the surface of minillm.tokenizer_protocol.Tokenizer; "
+            f"{type(tokenizer).__name__} lacks {', '.join(missing)} (wrap HF tokenizers in "
+            "minillm.hf.tokenizer.HFTokenizer)"
+        )
+
+
 def build_dataset(
     items: Sequence[Item],
-    tokenizer,
+    tokenizer: Tokenizer,
     max_length: int,
     objective: str = "clm",
     packing: bool = True,
@@ -132,14 +150,14 @@ def build_dataset(
     return RowsDataset(rows)
 
 
-def pad_id(tokenizer) -> int:
-    """The tokenizer's pad id, else its end-of-text id (collators pad with it; labels there are -100)."""
-    pad = getattr(tokenizer, "pad_token_id", None)
+def _pad_or_eos(tokenizer: Tokenizer) -> int:
+    """``pad_token_id``, else ``eos_token_id`` (collators pad with it; labels there are -100)."""
+    pad = tokenizer.pad_token_id
     return eos_id(tokenizer) if pad is None else int(pad)
 
 
 def train_dataloader(dataset: Dataset, batch_size: int, collate, seed: int, num_workers: int) -> DataLoader:
-    """The training DataLoader: order from :class:`~training.data_collate.EpochSampler` (``seed + epoch``)."""
+    """The training DataLoader: order from :class:`~training.data.collate.EpochSampler` (``seed + epoch``)."""
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -153,7 +171,7 @@ def train_dataloader(dataset: Dataset, batch_size: int, collate, seed: int, num_
 def create_dataloaders(
     train_texts: Sequence[Item],
     val_texts: Sequence[Item] | None,
-    tokenizer,
+    tokenizer: Tokenizer,
     batch_size: int,
     max_length: int,
     objective: str = "clm",
@@ -165,10 +183,14 @@ def create_dataloaders(
 ) -> tuple[DataLoader, DataLoader | None]:
     """(train_loader, val_loader) of dict batches; ``val_loader`` is None when ``val_texts`` is empty.
 
-    The train loader shuffles with :class:`~training.data_collate.EpochSampler` (``seed + epoch``, with
-    ``set_epoch``); the validation loader keeps its order. Plain-text corpora are tokenized once into a token
-    store under ``cache_dir`` (default ``$MINILLM_CACHE/tokens``) and reused by later calls.
+    ``tokenizer`` must implement :class:`minillm.tokenizer_protocol.Tokenizer` (checked first: an InputError
+    names what is missing). The train loader shuffles with :class:`~training.data.collate.EpochSampler`
+    (``seed + epoch``, with ``set_epoch``); the validation loader keeps its order. Plain-text corpora are
+    tokenized once into a token store under ``cache_dir`` (default ``$MINILLM_CACHE/tokens``) and reused by
+    later calls. Each returned loader has an attribute ``tokenizer``, the tokenizer its batches were built
+    with: the Trainer saves it with its checkpoints when it is given no tokenizer of its own.
     """
+    check_tokenizer(tokenizer)
     objective = resolve_objective(objective, model_type)
     for label, value, low in (
         ("batch_size", batch_size, 1),
@@ -179,7 +201,7 @@ def create_dataloaders(
             raise InputError(f"{label}={value!r} must be an int >= {low}")
     if not train_texts:
         raise InputError("train_texts is empty; there is nothing to train on")
-    collate = collator_for(objective, tokenizer, pad_id(tokenizer), seed, vocab_len(tokenizer))
+    collate = collator_for(objective, tokenizer, _pad_or_eos(tokenizer), seed, int(tokenizer.vocab_size))
     train_set = build_dataset(
         train_texts, tokenizer, max_length, objective, packing, cache_dir, "train", seed
     )
@@ -189,12 +211,14 @@ def create_dataloaders(
             f"{max_length} tokens, fewer than batch_size={batch_size}; add data or lower batch_size or max_length"
         )
     train_loader = train_dataloader(train_set, batch_size, collate, seed, num_workers)
+    train_loader.tokenizer = tokenizer
     if not val_texts:
         return train_loader, None
     val_set = build_dataset(val_texts, tokenizer, max_length, objective, packing, cache_dir, "val", seed)
     val_loader = DataLoader(
         val_set, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers
     )
+    val_loader.tokenizer = tokenizer
     logger.info(
         "dataloaders: %d train rows, %d val rows (objective %s, max_length %d)",
         len(train_set),
@@ -207,7 +231,7 @@ def create_dataloaders(
 
 def create_file_dataloaders(
     path: str | os.PathLike,
-    tokenizer,
+    tokenizer: Tokenizer,
     batch_size: int,
     max_length: int,
     val_split: float = 0.1,
@@ -219,7 +243,9 @@ def create_file_dataloaders(
     documents: str = "file",
 ) -> tuple[DataLoader, DataLoader | None]:
     """Causal-LM loaders straight from a large text file or folder, streamed into a token store
-    (:class:`~training.data_windows.TokenFileDataset`); the last ``val_split`` of the rows is validation."""
+    (:class:`~training.data.windows.TokenFileDataset`); the last ``val_split`` of the rows is validation. As
+    with :func:`create_dataloaders`, the tokenizer is checked first and each loader's ``tokenizer`` is it."""
+    check_tokenizer(tokenizer, "create_file_dataloaders")
     dataset = TokenFileDataset(
         path,
         tokenizer,
@@ -235,11 +261,14 @@ def create_file_dataloaders(
             f"{str(path)!r} gives {len(train_set)} training rows of max_length={max_length}, "
             f"fewer than batch_size={batch_size}; lower batch_size or max_length"
         )
-    collate = collator_for("clm", tokenizer, pad_id(tokenizer), seed, 0)
+    collate = collator_for("clm", tokenizer, _pad_or_eos(tokenizer), seed, 0)
     train_loader = train_dataloader(train_set, batch_size, collate, seed, num_workers)
     val_loader = (
         None
         if val_set is None
         else DataLoader(val_set, batch_size=batch_size, collate_fn=collate, num_workers=num_workers)
     )
+    for loader in (train_loader, val_loader):
+        if loader is not None:
+            loader.tokenizer = tokenizer
     return train_loader, val_loader

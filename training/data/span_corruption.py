@@ -38,6 +38,7 @@ import torch
 from torch.utils.data import Dataset
 
 from minillm.errors import InputError
+from minillm.tokenizer_protocol import Tokenizer
 
 from .tokens import TokenStore, eos_id
 from .windows import TokenWindowDataset
@@ -55,18 +56,11 @@ def sentinel_tokens(count: int = DEFAULT_SENTINELS) -> tuple[str, ...]:
     return tuple(SENTINEL_FORMAT.format(i) for i in range(count))
 
 
-def sentinel_ids(tokenizer) -> list[int]:
-    """Ids of ``<extra_id_0>``, ``<extra_id_1>``, ... in order, up to the first one the tokenizer lacks."""
-    lookup = getattr(tokenizer, "token_to_id", None)
-    if lookup is None and hasattr(tokenizer, "convert_tokens_to_ids"):
-        unk = getattr(tokenizer, "unk_token_id", None)
-
-        def lookup(token: str) -> int | None:
-            found = tokenizer.convert_tokens_to_ids(token)
-            return None if found is None or found == unk else found
-
+def sentinel_ids(tokenizer: Tokenizer) -> list[int]:
+    """Ids of ``<extra_id_0>``, ``<extra_id_1>``, ... in order (``tokenizer.token_to_id``), up to the first one
+    the tokenizer lacks; an InputError naming ``<extra_id_0>`` when it has none."""
     found: list[int] = []
-    while lookup is not None and (index := lookup(SENTINEL_FORMAT.format(len(found)))) is not None:
+    while (index := tokenizer.token_to_id(SENTINEL_FORMAT.format(len(found)))) is not None:
         found.append(int(index))
     if not found:
         raise InputError(
@@ -185,7 +179,7 @@ class SpanCorruptionDataset(Dataset):
 
     @classmethod
     def from_store(
-        cls, store: TokenStore, tokenizer, max_length: int, seed: int = 42, **options: float
+        cls, store: TokenStore, tokenizer: Tokenizer, max_length: int, seed: int = 42, **options: float
     ) -> SpanCorruptionDataset:
         """One row per document window of ``max_length - 1`` tokens (room for the eos), the tokenizer's
         sentinels (ValueError naming ``<extra_id_0>`` when it has none) and eos."""

@@ -27,6 +27,7 @@ import numpy as np
 
 from minillm.atomic import atomic_directory
 from minillm.errors import InputError
+from minillm.tokenizer_protocol import Tokenizer
 
 logger = logging.getLogger(__name__)
 FORMAT, VERSION = "minillm-token-store", 1
@@ -52,30 +53,26 @@ def encode_many(tokenizer, texts: list[str]) -> list[list[int]]:
     return [encode_plain(tokenizer, text) for text in texts]
 
 
-def eos_id(tokenizer) -> int:
-    value = getattr(tokenizer, "eos_token_id", None)
+def eos_id(tokenizer: Tokenizer) -> int:
+    """``tokenizer.eos_token_id``, which separates documents (HFTokenizer gives [SEP]'s for BERT-style ones);
+    an InputError when the tokenizer has none."""
+    value = tokenizer.eos_token_id
     if value is None:
-        value = getattr(tokenizer, "sep_token_id", None)
-    if value is None:
-        raise InputError("the tokenizer has no eos_token_id (needed to separate documents); set an eos token")
+        raise InputError(
+            f"the tokenizer ({type(tokenizer).__name__}) has eos_token_id None; documents need an end-of-text "
+            "token to be separated: set an eos token"
+        )
     return int(value)
 
 
-def vocab_len(tokenizer) -> int:
-    try:
-        return len(tokenizer)
-    except TypeError:
-        return int(tokenizer.vocab_size)
-
-
-def tokenizer_fingerprint(tokenizer) -> str:
+def tokenizer_fingerprint(tokenizer: Tokenizer) -> str:
     """A short hash of what decides the ids: class, vocabulary size, special ids and a probe encoding."""
     parts = [
         type(tokenizer).__qualname__,
-        vocab_len(tokenizer),
+        int(tokenizer.vocab_size),
         eos_id(tokenizer),
-        getattr(tokenizer, "pad_token_id", None),
-        getattr(tokenizer, "bos_token_id", None),
+        tokenizer.pad_token_id,
+        tokenizer.bos_token_id,
         encode_plain(tokenizer, _PROBE),
     ]
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
@@ -207,7 +204,7 @@ def build_store(
                 return store
         except ValueError as exc:
             logger.warning("rebuilding token store: %s", exc)
-    eos, size = eos_id(tokenizer), vocab_len(tokenizer)
+    eos, size = eos_id(tokenizer), int(tokenizer.vocab_size)
     with atomic_directory(final) as tmp:
         writer = _Writer(tmp, eos, size)
         try:

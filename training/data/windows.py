@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from minillm.errors import InputError
+from minillm.tokenizer_protocol import Tokenizer
 
 from .text import check_errors_mode, iter_paragraphs, list_text_files
 from .tokens import FORMAT, VERSION, TokenStore, batched, build_store, encode_many, tokenizer_fingerprint
@@ -132,7 +133,7 @@ class TokenFileDataset(TokenWindowDataset):
     def __init__(
         self,
         path: str | os.PathLike,
-        tokenizer,
+        tokenizer: Tokenizer,
         max_length: int,
         mode: str = "packed",
         cache_dir: str | os.PathLike | None = None,
@@ -184,7 +185,12 @@ class TokenFileDataset(TokenWindowDataset):
         super().__init__(store, max_length, mode, wrap)
 
 
-def _cls_sep(tokenizer) -> tuple[int, int] | None:
+def _cls_sep(tokenizer: Tokenizer) -> tuple[int, int] | None:
+    """(CLS, SEP) ids that wrap each MLM row, for tokenizers that have both (HFTokenizer of a BERT vocabulary).
+
+    They are optional extras beyond :class:`~minillm.tokenizer_protocol.Tokenizer` (our BPE has neither), so
+    they are the one thing looked up with ``getattr``.
+    """
     cls, sep = getattr(tokenizer, "cls_token_id", None), getattr(tokenizer, "sep_token_id", None)
     return (int(cls), int(sep)) if cls is not None and sep is not None else None
 
