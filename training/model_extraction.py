@@ -25,8 +25,9 @@ from .tokenizer_loading import has_tokenizer, load_tokenizer
 
 logger = logging.getLogger(__name__)
 
-# Options load_model_and_tokenizer understands (QLoRA / LoRA options join here with the HF bridge).
-LOAD_OPTIONS = {"dtype"}
+# Options load_model_and_tokenizer understands (the LoRA ones go to minillm.hf.loading.LoraOptions).
+LOAD_OPTIONS = {"dtype", "use_qlora", "use_lora", "lora_r", "lora_alpha", "lora_dropout", "target_modules",
+                "preset", "device_map", "trainable"}
 
 
 def _smollm2() -> Path:
@@ -83,13 +84,34 @@ def load_model_and_tokenizer(
 ) -> tuple[Any, Any]:
     """Return ``(model, tokenizer)``; the tokenizer is None when neither path holds one.
 
-    Options: ``dtype`` ("float32", "bfloat16", ...). An unknown option raises ValueError naming it.
+    Options: ``dtype`` ("float32", "bfloat16", ...); ``use_qlora`` / ``use_lora`` with ``lora_r`` (16),
+    ``lora_alpha`` (32), ``lora_dropout`` (0.05), ``target_modules`` (the seven projections), ``preset`` (a
+    fine-tuning preset's LoRA settings), ``device_map``; ``trainable`` (True: an adapter directory loads
+    trainable). A hub alias (``mistral-7b`` ...), an adapter directory, or ``use_qlora``/``use_lora`` on anything
+    but one of our checkpoints loads through transformers (:mod:`minillm.hf.loading`); ``use_qlora``/``use_lora``
+    on our checkpoint wraps our model with peft. An unknown option raises InputError naming it.
     """
     unknown = sorted(set(options) - LOAD_OPTIONS)
     if unknown:
         raise InputError(f"unknown option(s) {unknown} for load_model_and_tokenizer; supported: {sorted(LOAD_OPTIONS)}")
+    trainable = options.pop("trainable", True)
+    lora = _lora_options(options)
+    if _goes_through_transformers(model_path, lora):
+        from minillm.hf.loading import LoraOptions, load_hf_model, tokenizer_directory
+
+        lora = lora if lora is not None else LoraOptions(dtype=options.get("dtype"))
+        model = load_hf_model(model_path, lora, device=device, trainable=trainable)
+        source = Path(tokenizer_path) if tokenizer_path is not None else tokenizer_directory(model_path)
+        tokenizer = load_tokenizer(source) if tokenizer_path is not None or has_tokenizer(source) else None
+        return model, tokenizer
     path = resolve_model_path(model_path)
     model = minillm.load_pretrained(path, device=device, dtype=options.get("dtype"))
+    if lora is not None and lora.adapts:
+        from minillm.hf.loading import add_lora, quantize_ours
+
+        if lora.use_qlora:
+            model = quantize_ours(model, lora, device)
+        model = add_lora(model, lora, quantized=False)
     if tokenizer_path is not None:
         tokenizer = load_tokenizer(tokenizer_path)
     else:
@@ -97,6 +119,45 @@ def load_model_and_tokenizer(
         tokenizer = load_tokenizer(source) if has_tokenizer(source) else None
     logger.info("loaded %s from %s (tokenizer: %s)", type(model).__name__, path, type(tokenizer).__name__)
     return model, tokenizer
+
+
+def _lora_options(options: dict[str, Any]) -> Any:
+    """The LoRA/QLoRA options as :class:`minillm.hf.loading.LoraOptions`, or None when none is given."""
+    lora_keys = LOAD_OPTIONS - {"dtype"}
+    if not any(options.get(k) not in (None, False) for k in lora_keys):
+        return None
+    from minillm.hf.loading import LoraOptions
+    from minillm.hf.presets import get_preset
+
+    values = {k: v for k, v in options.items() if v is not None}
+    preset = values.pop("preset", None)
+    if preset is not None:
+        settings = get_preset(preset).as_settings()
+        for key in ("lora_r", "lora_alpha", "lora_dropout", "target_modules"):
+            values.setdefault(key, settings[key])
+    return LoraOptions(**values)
+
+
+def _goes_through_transformers(model_path: str | os.PathLike, lora: Any) -> bool:
+    """Hub aliases and adapters always; GGUF files, aliases and HF directories when LoRA/QLoRA is asked for."""
+    from minillm.hf.aliases import HUB_ALIASES
+
+    path = Path(model_path).expanduser()
+    if str(model_path).lower() in HUB_ALIASES and not path.exists():
+        return True
+    if (path / "adapter_config.json").is_file():
+        return True
+    if lora is None or not lora.adapts:
+        return False
+    return not _is_ours(path)
+
+
+def _is_ours(path: Path) -> bool:
+    """A model directory minillm wrote (its marker, or a training checkpoint), or a run directory holding one."""
+    if not path.is_dir():
+        return False
+    return (path / ".minillm").is_file() or (path / "trainer_state").is_dir() or any(
+        (path / name / ".minillm").is_file() for name in ("best", "final"))
 
 
 def embedding_rows(model: Any) -> int | None:
