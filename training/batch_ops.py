@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -76,3 +77,34 @@ def prepare_batch(model: Any, batch: Any, generator: torch.Generator, tokenizer:
     batches there); ``generator`` is the Trainer's, so its draws are part of every checkpoint."""
     hook = getattr(model, "prepare_batch", None)
     return hook(require_mapping(batch), generator=generator, tokenizer=tokenizer) if callable(hook) else batch
+
+
+def innermost_model(model: Any) -> Any:
+    """The model inside DDP's ``module`` and peft's wrappers."""
+    inner = getattr(model, "module", model)  # DDP
+    get_base = getattr(inner, "get_base_model", None)  # peft
+    return get_base() if callable(get_base) else inner
+
+
+def forward_parameters(model: Any) -> set[str] | None:
+    """The keyword names the innermost model's ``forward`` declares (through DDP/FSDP and peft wrappers), or None
+    when it takes any keyword and names none."""
+    parameters = inspect.signature(innermost_model(model).forward).parameters
+    named = {n for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return named or None
+
+
+def check_batch_keys(model: Any, batch: Mapping[str, Any]) -> None:
+    """Refuse batch keys the model's forward does not declare: transformers models take ``**kwargs`` and would
+    silently ignore them (packed rows' ``segment_ids``: documents would attend to each other)."""
+    named = forward_parameters(model)
+    if named is None:
+        return
+    unknown = sorted(set(require_mapping(batch)) - named)
+    if unknown:
+        raise InputError(
+            f"batch key(s) {unknown} are not parameters of {type(innermost_model(model)).__name__}.forward, which would ignore them "
+            f"(it takes {', '.join(sorted(named & {'input_ids', 'attention_mask', 'labels', 'position_ids'}))} ...); "
+            "build the loaders for this model (create_dataloaders(..., packing=False) pads instead of packing) "
+            "or drop the key"
+        )

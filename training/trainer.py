@@ -30,7 +30,15 @@ import torch
 from minillm.errors import InputError
 from minillm.losses import free_loss_buffers
 
-from .batch_ops import count_tokens, loss_of, loss_weight, prepare_batch, to_device, zero_loss
+from .batch_ops import (
+    check_batch_keys,
+    count_tokens,
+    loss_of,
+    loss_weight,
+    prepare_batch,
+    to_device,
+    zero_loss,
+)
 from .checkpoints import recover_interrupted
 from .distributed import (
     all_reduce_sums,
@@ -118,6 +126,7 @@ class Trainer(CheckpointingMixin, EvaluationMixin):
         self._autocast_dtype, self.scaler = precision_policy(opts.mixed_precision, self.device)
         self._batch_generator = torch.Generator().manual_seed(opts.seed)  # the batch hook's (masking) randomness
         self._budget: TimeBudget | None = None
+        self._keys_checked = False  # the first batch's keys are checked against the model's forward
         self.metrics = MetricsLog(self.checkpoint_dir, enabled=self.dist.is_main, tensorboard=opts.tensorboard)
         self.state: dict[str, Any] = {
             "global_step": 0, "epoch": 0, "batches_done": 0, "epochs_completed": 0, "total_steps": None,
@@ -214,7 +223,11 @@ class Trainer(CheckpointingMixin, EvaluationMixin):
     def _update_and_events(self, window: list[Any]) -> bool:
         """One optimizer update over ``window`` micro-batches, then eval / save / stop checks. True = stop."""
         opts, state = self.options, self.state
-        loss = self._update([prepare_batch(self.model, b, self._batch_generator, self.tokenizer) for b in window])
+        window = [prepare_batch(self.model, b, self._batch_generator, self.tokenizer) for b in window]
+        if not self._keys_checked:
+            check_batch_keys(self.model, window[0])
+            self._keys_checked = True
+        loss = self._update(window)
         if loss is None:  # no label token in the whole window: no update, no events (the batches still count)
             return False
         state["since_eval"][0] += loss

@@ -103,3 +103,19 @@ def test_hub_alias_without_local_weights_is_one_line(tmp_path, monkeypatch):
     assert "mistralai/Mistral-7B-v0.1" in message and "HF_HOME" in message and "\n" not in message
     with pytest.raises(InputError, match="unknown option"):
         load_model_and_tokenizer("mistral-7b", use_4bit=True)
+
+
+def test_trainer_refuses_batch_keys_an_hf_forward_would_ignore(tiny_llama, tmp_path):
+    from training import Trainer
+
+    model, _ = load_model_and_tokenizer(tiny_llama, use_lora=True, lora_r=4, lora_alpha=8)
+    ids = torch.randint(0, 96, (2, 12))
+    packed = [{"input_ids": ids, "labels": ids, "segment_ids": torch.zeros_like(ids)}]
+    trainer = Trainer(model=model, train_dataloader=packed, checkpoint_dir=tmp_path / "a", device="cpu",
+                      progress_bar=False, tensorboard=False, plot=False)
+    with pytest.raises(InputError, match=r"\['segment_ids'\] are not parameters of LlamaForCausalLM.forward"):
+        trainer.train(epochs=1)
+    plain = [{"input_ids": ids, "labels": ids, "attention_mask": torch.ones_like(ids)}]
+    result = Trainer(model=model, train_dataloader=plain, checkpoint_dir=tmp_path / "b", device="cpu",
+                     progress_bar=False, tensorboard=False, plot=False).train(epochs=1)
+    assert result["global_step"] == 1

@@ -41,8 +41,8 @@ def test_load_from_run_dir_picks_best_and_tokenizer(run_dir, bpe):
     assert type(tokenizer).__name__ == "BPETokenizer" and tokenizer.encode("lazy dog") == bpe.encode("lazy dog")
     best = load_pretrained(run_dir / "best")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), best.state_dict().values()))
-    with pytest.raises(ValueError, match="use_qlora"):
-        load_model_and_tokenizer(run_dir, use_qlora=True)
+    with pytest.raises(ValueError, match="use_8bit"):
+        load_model_and_tokenizer(run_dir, use_8bit=True)
     with pytest.raises(FileNotFoundError, match="holds no model"):
         load_model_and_tokenizer(run_dir / "metrics.jsonl")
 
