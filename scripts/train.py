@@ -31,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "epochs": 10, "max_steps": None, "lr": 1e-3, "warmup_steps": 100, "weight_decay": 0.1, "save_steps": None,
     "eval_steps": 100, "seed": 42, "device": "auto", "checkpoint_dir": None, "early_stopping_patience": 3,
     "early_stopping_min_delta": 0.0, "val_split": 0.1, "split_method": "paragraph", "tokenizer_path": None,
-    "tokenizer_sample_bytes": 20_000_000, "encoding_errors": "strict", "max_minutes": None,
+    "tokenizer_sample_bytes": 20_000_000, "encoding_errors": "strict", "max_minutes": None, "lr_scheduler": "auto",
     "gradient_accumulation_steps": 1, "mixed_precision": "auto", "overwrite": False,
 }
 PRESET_FOR = {"decoder_only": "tiny", "encoder_only": "bert-tiny", "encoder_decoder": "t5-tiny"}
@@ -61,7 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "max_steps", "stop after this many optimizer steps", type=int)
     add_flag(parser, "max_minutes", "stop (and save) after this many minutes", type=float)
     add_flag(parser, "lr", "peak learning rate [1e-3]", type=float)
-    add_flag(parser, "warmup_steps", "linear warm-up steps [100]", type=int)
+    add_flag(parser, "warmup_steps", "linear warm-up steps [100] (with --max_minutes: at most a tenth of the plan)",
+             type=int)
+    add_flag(parser, "lr_scheduler", "auto (cosine to the end of --max_minutes / --max_steps, else constant), "
+             "constant, cosine or linear [auto]", choices=["auto", "constant", "cosine", "linear"])
     add_flag(parser, "weight_decay", "AdamW weight decay on 2-D weights [0.1]", type=float)
     add_flag(parser, "gradient_accumulation_steps", "micro-batches per step [1]", type=int)
     add_flag(parser, "mixed_precision", "auto (bf16 where the hardware runs it natively), bf16, fp16 or no [auto]",

@@ -119,6 +119,7 @@ def _build(settings: dict[str, Any], root: Path, train: list[Any], val: list[Any
         checkpoint_dir=root, device=settings["device"], early_stopping_patience=settings["early_stopping_patience"],
         early_stopping_min_delta=settings["early_stopping_min_delta"], tokenizer=tokenizer,
         weight_decay=settings["weight_decay"], warmup_steps=settings["warmup_steps"], seed=settings["seed"],
+        lr_scheduler=_scheduler(settings),
         max_steps=settings["max_steps"], eval_every=eval_every, save_every=settings["save_steps"] or eval_every,
         gradient_accumulation_steps=settings["gradient_accumulation_steps"],
         mixed_precision=settings["mixed_precision"], max_minutes=settings["max_minutes"],
@@ -301,3 +302,16 @@ def _strings(value: Any):
     elif isinstance(value, list):
         for inner in value:
             yield from _strings(inner)
+
+
+def _scheduler(settings: dict[str, Any]) -> str:
+    """``auto``: cosine decay when the run has an end to plan for (a time budget or a step limit), else constant.
+
+    >>> _scheduler({"lr_scheduler": "auto", "max_minutes": 8.0}), _scheduler({"max_steps": None})
+    ('cosine', 'constant')
+    """
+    chosen = settings.get("lr_scheduler", "auto")
+    if chosen != "auto":
+        return chosen
+    return "cosine" if settings.get("max_minutes") or settings.get("max_steps") else "constant"
+
