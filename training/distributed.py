@@ -7,13 +7,22 @@ each DataLoader over a ``DistributedSampler`` (same batch size per rank, so the 
 
 Models that do not fit on one GPU: ``Trainer(..., fsdp=True)`` shards them with PyTorch FSDP2 instead of
 replicating them (see :mod:`training.fsdp`); checkpoints keep the same format (full weights gathered to rank 0).
+
+Leaving: the process group that :func:`init_distributed` creates is destroyed by :func:`shutdown_distributed`
+(registered with :mod:`atexit`), so gloo's worker threads are joined while the interpreter still runs. Left to
+interpreter teardown, a gloo thread that is still releasing the last collective's tensors needs the GIL, is
+stopped by the finalizing interpreter and aborts the process ("terminate called without an active exception").
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import logging
 import os
+import sys
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +34,10 @@ from minillm.devices import resolve_device as resolve_user_device
 from minillm.errors import InputError
 
 logger = logging.getLogger(__name__)
+
+# DDP wrappers made by wrap_model: the ones still alive when the group is destroyed let go of it (their
+# reducer, logger and process_group attributes hold it, which would keep the backend's threads running)
+_WRAPPED: weakref.WeakSet[torch.nn.Module] = weakref.WeakSet()
 
 
 @dataclass
@@ -51,9 +64,43 @@ def init_distributed(device_kind: str) -> DistributedContext:
         return DistributedContext()
     if not dist.is_initialized():
         backend = "nccl" if device_kind == "cuda" else "gloo"
+        # imported before the group exists: its functions take ``group=group.WORLD`` as a default argument,
+        # evaluated at import, and DistributedDataParallel imports it (through torch._dynamo) later; imported
+        # after init_process_group it would hold the group forever and destroy_process_group could not free it
+        import torch.distributed.nn.functional  # noqa: F401
+
         dist.init_process_group(backend=backend)
+        atexit.register(_shutdown_at_exit)
         logger.info("joined process group (%s), rank %d of %d", backend, dist.get_rank(), world)
     return DistributedContext(dist.get_world_size(), dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def shutdown_distributed() -> None:
+    """Destroy the default process group, joining the backend's worker threads now (no-op when there is none).
+
+    Call it on every rank once the last collective has returned (the Trainer's ``train()`` ends with a
+    barrier); it communicates with no other rank. DDP wrappers made by :func:`wrap_model` let go of the group
+    (and cannot train any more); the process group is not used again in this process.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    gc.collect()  # an unreachable DDP wrapper (reference cycles) still holds the group through its reducer
+    for wrapper in list(_WRAPPED):  # still referenced (a Trainer in a module global): unusable from here on
+        for name in ("logger", "reducer", "process_group"):
+            wrapper.__dict__.pop(name, None)
+    _WRAPPED.clear()
+    # the last reference goes with the Python ProcessGroup, whose destructor releases the GIL before joining the
+    # worker threads (a thread freeing a tensor of the last collective may need the GIL)
+    dist.destroy_process_group()
+    logger.debug("process group destroyed")
+
+
+def _shutdown_at_exit() -> None:
+    """atexit: :func:`shutdown_distributed`, except on an uncaught exception (a collective may still be in
+    flight there, and joining its thread could wait for the backend timeout instead of failing fast)."""
+    if getattr(sys, "last_value", None) is not None:
+        return
+    shutdown_distributed()
 
 
 def resolve_device(device: str | torch.device, ctx: DistributedContext) -> torch.device:
@@ -129,7 +176,9 @@ def wrap_model(model: torch.nn.Module, device: torch.device, ctx: DistributedCon
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids)
+    wrapper = DistributedDataParallel(model, device_ids=ids)
+    _WRAPPED.add(wrapper)
+    return wrapper
 
 
 def no_sync(engine: torch.nn.Module, ctx: DistributedContext, fsdp: bool):
