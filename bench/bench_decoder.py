@@ -8,6 +8,7 @@
 Runs alternate (ours, reference, ours, ...) so background load hits both alike; the figure is the median.
 Writes the table to bench/results/bench_decoder.json (``--out`` to change, ``--out ''`` for none).
 Usage: python bench/bench_decoder.py [--repeats 3] [--train_steps 4] [--new_tokens 128] [--dtypes float32 bfloat16]
+       (``--dtypes`` with no value: the training row only)
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train_steps", type=int, default=4)
     parser.add_argument("--new_tokens", type=int, default=128)
-    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
+    parser.add_argument("--dtypes", nargs="*", default=["float32", "bfloat16"], choices=["float32", "bfloat16"],
+                        help="generation rows to run (none: the training row only)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_decoder.json"))
     args = parser.parse_args()
     rows, notes = [], []

@@ -6,13 +6,33 @@ labelled positions): forward keeps only the per-row log-sum-exp, and backward wr
 NLL gradient and log-softmax gradient (three (N, V) tensors). For a vocabulary of 8192 that is most of the
 non-matmul time of a training step.
 
-On CPU that gradient buffer is kept between steps (:class:`GradientBuffer`): a fresh (N, V) buffer is
+On CPU the memory of that gradient is kept between steps (:class:`GradientBuffer`): a fresh (N, V) buffer is
 page-faulted in on every step, which on this project's machines costs more than computing the gradient.
+:func:`free_loss_buffers` releases it (the Trainer calls it when training ends).
+
+Why reuse is safe, with public API only. The kept memory is a ``bytearray`` that only this module references.
+Each backward that may reuse it wraps it in a fresh ``memoryview`` and hands autograd
+``torch.frombuffer(view)``, keeping nothing but a ``weakref`` to that memoryview. ``torch.frombuffer`` is
+documented to take a reference to the object that owns the memory so that it outlives the tensor; for a
+memoryview that object is the memoryview itself (the buffer protocol names it as the exporter), and torch holds
+the reference in the deleter of the tensor's storage, released only when that storage is destroyed. Every way to
+reach those bytes from outside (the gradient, any view, ``detach()``, ``.untyped_storage()``, ``set_()``, a
+``retain_grad()`` or ``.grad`` slot, a hook's captured tensor, a numpy array) shares that one storage, so the
+memoryview stays alive, and the weakref answers, until the last of them is gone; a weakref is cleared only when
+its object is deallocated. The memory is therefore overwritten only when the last memoryview lent is dead, and
+otherwise the backward allocates a fresh tensor, as it does off CPU. At most one memoryview is lent at a time
+(a new one only once the previous is dead), so one weakref covers all of them. The check and the lending happen
+under a lock, so two threads never get the same memory. At import a probe checks that a storage alone keeps its
+memoryview alive; if not (another torch), nothing is reused. Rejected alternatives: a weakref to (or
+``sys.getrefcount`` of) the gradient tensor misses ``detach()``, ``untyped_storage()`` and views of views, which
+keep the storage but not that tensor object alive; reusing only within one backward would not save the per-step
+page faults.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -25,46 +45,95 @@ IGNORE_INDEX = -100
 # 69 ms), bit-identical loss and gradient.
 CHUNK_BYTES = 4 << 20
 
+# The kept memory starts on this boundary, as torch's own CPU allocations do (so kernels see the same alignment).
+_ALIGN = 64
+
 
 def _row_chunks(logits: torch.Tensor) -> range:
     rows = max(1, CHUNK_BYTES // (logits.shape[1] * logits.element_size()))
     return range(0, logits.shape[0], rows)
 
 
-_storage_use_count = getattr(torch._C, "_storage_Use_Count", None)  # private; without it nothing is reused
+def _frombuffer_keeps_its_view() -> bool:
+    """Whether the storage of a ``torch.frombuffer`` tensor, alone, keeps its memoryview alive (the safety premise)
+    and lets it go once destroyed."""
+    view = memoryview(bytearray(_ALIGN))
+    alive = weakref.ref(view)
+    storage = torch.frombuffer(view, dtype=torch.uint8).untyped_storage()  # the tensor itself is dropped at once
+    del view
+    kept = alive() is not None
+    del storage
+    return kept and alive() is None
 
 
-def _storage_refs(tensor: torch.Tensor) -> int:
-    return _storage_use_count(tensor.untyped_storage()._cdata)
+_REUSE_POSSIBLE = _frombuffer_keeps_its_view()
 
 
-_ALONE = _storage_refs(torch.empty(1)) if _storage_use_count is not None else None  # one tensor, no views
+class GradientBuffer:
+    """Reusable CPU memory for the (N, V) logits gradient, lent only when nothing can still see it.
 
-
-class GradientBuffer(threading.local):
-    """One reusable (N, V) CPU buffer per thread for the logits gradient.
-
-    The buffer is handed to autograd as a view, so while anything still holds that gradient (the output head's
-    backward in flight, a second loss in the same backward, a ``retain_grad()`` or a hook that keeps it) its
-    storage has other references and :meth:`get` allocates a fresh one instead. Free again by the next step.
+    :meth:`get` returns a tensor over the kept memory when the last one lent is dead (see the module docstring),
+    else a fresh one. The memory grows to the largest request and stays until :meth:`free`.
     """
 
     def __init__(self) -> None:
-        self.tensor: torch.Tensor | None = None
+        self._lock = threading.Lock()
+        self._memory: bytearray | None = None
+        self._offset = 0  # bytes skipped so that the lent tensors start on an _ALIGN boundary
+        self._address = 0  # data_ptr of the lent tensors
+        self._lent: weakref.ref[memoryview] | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of kept memory (0 when nothing is kept)."""
+        return 0 if self._memory is None else len(self._memory) - self._offset
+
+    def data_ptr(self) -> int | None:
+        """Address where lent tensors start, or None when nothing is kept."""
+        return None if self._memory is None else self._address
+
+    def busy(self) -> bool:
+        """Whether a tensor lent from the kept memory (or any alias of it) may still be alive."""
+        return self._lent is not None and self._lent() is not None
 
     def get(self, like: torch.Tensor) -> torch.Tensor:
-        """A buffer shaped and typed like ``like`` that nothing else references (the kept one when it is free)."""
-        t = self.tensor
-        matches = t is not None and t.shape == like.shape and t.dtype == like.dtype and t.device == like.device
-        if matches and _ALONE is not None and _storage_refs(t) == _ALONE:
-            return t
-        fresh = torch.empty_like(like, memory_format=torch.contiguous_format)
-        if not matches:
-            self.tensor = fresh
-        return fresh
+        """A tensor shaped and typed like ``like`` that nothing else references (contiguous on CPU)."""
+        nbytes = like.numel() * like.element_size()
+        if not _REUSE_POSSIBLE or like.device.type != "cpu" or nbytes == 0:
+            return torch.empty_like(like)  # other devices' allocators cache memory themselves
+        with self._lock:
+            if self.busy():
+                return torch.empty_like(like, memory_format=torch.contiguous_format)
+            if self.nbytes < nbytes:
+                self._allocate(nbytes)
+            view = memoryview(self._memory)
+            flat = torch.frombuffer(view, dtype=like.dtype, count=like.numel(), offset=self._offset)  # (N * V,)
+            self._lent = weakref.ref(view)
+            del view  # from here on only flat's storage keeps the memoryview alive
+        return flat.view(like.shape)  # (N, V)
+
+    def _allocate(self, nbytes: int) -> None:
+        self._memory = None  # not busy, so nothing else holds the old memory: let it go before the new one
+        memory = bytearray(nbytes + _ALIGN)
+        probe = torch.frombuffer(memory, dtype=torch.uint8, count=1)  # dropped at once; only to read the address
+        start = probe.data_ptr()
+        del probe
+        self._offset = -start % _ALIGN
+        self._address = start + self._offset
+        self._memory = memory
+
+    def free(self) -> None:
+        """Drop the kept memory; a tensor still lent keeps its own bytes alive until it dies."""
+        with self._lock:
+            self._memory, self._offset, self._address, self._lent = None, 0, 0, None
 
 
 _GRADIENT_BUFFER = GradientBuffer()
+
+
+def free_loss_buffers() -> None:
+    """Release the memory the loss module keeps between training steps (call when training ends)."""
+    _GRADIENT_BUFFER.free()
 
 
 class _CrossEntropy(torch.autograd.Function):
@@ -77,13 +146,12 @@ class _CrossEntropy(torch.autograd.Function):
         picked = logits.gather(1, safe[:, None]).squeeze(1)  # (N,)
         count = valid.sum().to(logits.dtype)
         ctx.save_for_backward(logits, lse, safe, valid, count)
-        ctx.reuse_buffer = logits.device.type == "cpu" and not logits.is_leaf and not logits.retains_grad
         return ((lse - picked) * valid).sum() / count  # 0/0 = nan when nothing is labelled, as PyTorch's
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         logits, lse, safe, valid, count = ctx.saved_tensors
-        grad = _GRADIENT_BUFFER.get(logits) if ctx.reuse_buffer else torch.empty_like(logits)  # (N, V)
+        grad = _GRADIENT_BUFFER.get(logits)  # (N, V), contiguous
         scale = valid.to(logits.dtype) * (grad_output / count)  # (N,)
         chunks = _row_chunks(logits)
         for i in chunks:
@@ -94,7 +162,7 @@ class _CrossEntropy(torch.autograd.Function):
             index = torch.arange(block.shape[0], device=block.device)
             block[index, safe[rows]] -= 1.0
             block.mul_(scale[rows, None])
-        return (grad.view_as(grad) if ctx.reuse_buffer else grad), None  # a view: see GradientBuffer
+        return grad, None
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
