@@ -228,6 +228,8 @@ def extract_model_for_inference(
     The result opens with :func:`minillm.load_pretrained` and, for the decoder, with transformers'
     ``AutoModelForCausalLM.from_pretrained``.
     """
+    if (Path(model_path).expanduser() / "adapter_config.json").is_file():
+        return _extract_merged(model_path, output_path, device, dtype)
     model, tokenizer = load_model_and_tokenizer(model_path, device=device, dtype=dtype)
     output = Path(output_path)
     with atomic_directory(output) as tmp:
@@ -236,3 +238,22 @@ def extract_model_for_inference(
             save_tokenizer(tokenizer, tmp)  # save_pretrained writes no trainer_state/: nothing to strip
     logger.info("extracted %s to %s", model_path, output)
     return output
+
+
+def _extract_merged(adapter_dir: str | os.PathLike, output_path: str | os.PathLike, device: str, dtype: Any) -> Path:
+    """An adapter checkpoint merged into its full-precision base (see :mod:`minillm.hf.merge`), as an HF directory
+    with the tokenizer (the checkpoint's, else the base's)."""
+    from minillm.hf.loading import tokenizer_directory
+    from minillm.hf.merge import merge_adapter
+
+    merged, difference = merge_adapter(adapter_dir, dtype=str(dtype or "float32"), device=device)
+    logger.warning("merged %s: largest logits difference against the adapter model %.3g", adapter_dir, difference)
+    source = tokenizer_directory(adapter_dir)
+    tokenizer = load_tokenizer(source) if has_tokenizer(source) else None
+    output = Path(output_path)
+    with atomic_directory(output) as tmp:
+        merged.save_pretrained(str(tmp))
+        if tokenizer is not None:
+            save_tokenizer(tokenizer, tmp)
+    return output
+

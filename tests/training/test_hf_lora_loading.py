@@ -119,3 +119,29 @@ def test_trainer_refuses_batch_keys_an_hf_forward_would_ignore(tiny_llama, tmp_p
     result = Trainer(model=model, train_dataloader=plain, checkpoint_dir=tmp_path / "b", device="cpu",
                      progress_bar=False, tensorboard=False, plot=False).train(epochs=1)
     assert result["global_step"] == 1
+
+
+def test_qlora_adapter_merges_into_the_dequantized_base_and_extracts(tiny_llama, tmp_path):
+    from minillm.hf.loading import write_training_note
+    from minillm.hf.merge import merge_adapter
+    from training import extract_model_for_inference
+
+    model, _ = load_model_and_tokenizer(tiny_llama, use_qlora=True, lora_r=4, lora_alpha=8, lora_dropout=0.0,
+                                        dtype="float32")
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.2)
+    model.save_pretrained(tmp_path / "adapter")
+    write_training_note(tmp_path / "adapter", str(tiny_llama), quantized=True, dtype=torch.float32)
+    merged, difference = merge_adapter(tmp_path / "adapter")
+    assert not any(isinstance(m, bnb.nn.Linear4bit) for m in merged.modules())
+    _, original = merge_adapter(tmp_path / "adapter", merge_into="original")
+    # bitsandbytes' CPU 4-bit product differs from an fp32 product with the de-quantized weights by ~1e-3 here;
+    # the original full-precision weights are another model (NF4 moved them), 30x further off
+    assert difference < 1e-2 and original > 10 * difference
+    out = extract_model_for_inference(model_path=tmp_path / "adapter", output_path=tmp_path / "merged",
+                                      device="cpu")
+    reopened = transformers.AutoModelForCausalLM.from_pretrained(out)
+    ids = torch.arange(20)[None, :]
+    torch.testing.assert_close(reopened(input_ids=ids).logits, merged(input_ids=ids).logits, rtol=0, atol=1e-6)
