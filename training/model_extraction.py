@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import minillm
-from minillm.atomic import atomic_directory
+from minillm.atomic import atomic_directory, has_marker
 from minillm.checkpoint import resolve_model_dir
 from minillm.errors import InputError
 
@@ -156,8 +156,8 @@ def _is_ours(path: Path) -> bool:
     """A model directory minillm wrote (its marker, or a training checkpoint), or a run directory holding one."""
     if not path.is_dir():
         return False
-    return (path / ".minillm").is_file() or (path / "trainer_state").is_dir() or any(
-        (path / name / ".minillm").is_file() for name in ("best", "final"))
+    return has_marker(path) or (path / "trainer_state").is_dir() or any(
+        has_marker(path / name) for name in ("best", "final"))
 
 
 def embedding_rows(model: Any) -> int | None:

@@ -122,11 +122,11 @@ def load_causal_lm(directory: Path, options: LoraOptions, device: str | None = N
     from transformers import AutoModelForCausalLM
 
     target = resolve_device(device)
-    kwargs: dict[str, Any] = {"dtype": _torch_dtype(options.dtype) or torch.float32}
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(options.dtype) or torch.float32}
     if options.use_qlora:
-        kwargs["quantization_config"] = bnb_config(target, _torch_dtype(options.dtype))
+        kwargs["quantization_config"] = bnb_config(target, torch_dtype(options.dtype))
         kwargs["device_map"] = options.device_map or _device_map(target)
-        kwargs["dtype"] = compute_dtype(target) if options.dtype is None else _torch_dtype(options.dtype)
+        kwargs["dtype"] = compute_dtype(target) if options.dtype is None else torch_dtype(options.dtype)
     elif options.device_map is not None:
         kwargs["device_map"] = options.device_map
     try:
@@ -157,7 +157,7 @@ def add_lora(model: torch.nn.Module, options: LoraOptions, quantized: bool) -> A
 def quantize_ours(model: torch.nn.Module, options: LoraOptions, device: str | None = None) -> torch.nn.Module:
     """Our decoder with its LoRA targets in 4-bit NF4 (the rest stays full precision, frozen)."""
     target = resolve_device(device)
-    dtype = _torch_dtype(options.dtype) or compute_dtype(target)
+    dtype = torch_dtype(options.dtype) or compute_dtype(target)
     quantize_linears(model, options.target_modules, dtype, target)
     model.requires_grad_(False)
     return model
@@ -188,14 +188,12 @@ def _device_map(device: torch.device) -> dict[str, Any]:
     return {"": device.index or 0} if device.type == "cuda" else {"": str(device)}
 
 
-def _torch_dtype(dtype: Any) -> torch.dtype | None:
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-             "float16": torch.float16, "fp16": torch.float16}
-    if str(dtype) not in names:
-        raise InputError(f"dtype {dtype!r} is unknown; use one of {', '.join(names)}")
-    return names[str(dtype)]
+def torch_dtype(dtype: Any) -> torch.dtype | None:
+    """A dtype name ("bfloat16", "fp32" ...) or torch dtype as a torch dtype; None stays None."""
+    from minillm.checkpoint import _as_dtype
+
+    return None if dtype is None else _as_dtype(dtype)
+
 
 
 def load_hf_model(model_path: str | os.PathLike, options: LoraOptions, device: str | None = None,

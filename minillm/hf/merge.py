@@ -23,6 +23,7 @@ from .loading import (
     model_directory,
     read_adapter_base,
     require_peft,
+    torch_dtype,
 )
 from .quantization import dequantize_weight
 
@@ -41,7 +42,7 @@ def merge_adapter(adapter_dir: str | os.PathLike, base_model: str | None = None,
     trained = load_hf_model(adapter_dir, options, device=device, trainable=False)
     full = load_causal_lm(model_directory(base), LoraOptions(dtype=dtype), device)
     if quantized and merge_into == "quantized":
-        _copy_dequantized(trained.get_base_model(), full, _dtype(dtype))
+        _copy_dequantized(trained.get_base_model(), full, torch_dtype(dtype))
     merged = peft.PeftModel.from_pretrained(full, str(adapter_dir)).merge_and_unload()
     merged.eval()
     trained.eval()
@@ -63,10 +64,3 @@ def _copy_dequantized(quantized_model: torch.nn.Module, full: torch.nn.Module, d
         copied += 1
     if not copied:
         raise InputError("the adapter's base was recorded as 4-bit but no 4-bit layer was loaded; pass merge_into='original'")
-
-
-def _dtype(name: str) -> torch.dtype:
-    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if name not in names:
-        raise InputError(f"dtype must be one of {', '.join(names)} for a merge (never 4-bit), got {name!r}")
-    return names[name]
