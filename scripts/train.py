@@ -1,4 +1,5 @@
-"""train: train a model from scratch (tokenizer included) with early stopping and resumable checkpoints."""
+"""train: train a model from scratch (tokenizer included), or fine-tune a pretrained one (QLoRA, LoRA or full),
+with early stopping and resumable checkpoints."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 
 from minillm.errors import InputError, MissingDependencyError
 from tokenizers_bpe.errors import TokenizerInputError
+from training.finetune_run import FINETUNE_SETTINGS, is_finetune
 
-from .run_config import add_flag, merge_settings
+from .run_config import add_flag, merge_settings, read_config_file
 from .summary import print_summary
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "training" / "sample_data" / "tinyshakespeare.txt"
@@ -20,8 +22,8 @@ ARCHITECTURE = ("model_type", "preset", "vocab_size", "d_model", "num_layers", "
                 "dropout", "tokenizer_path")
 # what --resume may not change: the model, and what fixes the data order the saved position counts in
 FIXED_ON_RESUME = (*ARCHITECTURE, "data_path", "val_split", "split_method", "seed", "batch_size",
-                   "gradient_accumulation_steps", "tokenizer_sample_bytes", "encoding_errors")
-PATH_SETTINGS = ("data_path", "tokenizer_path")
+                   "gradient_accumulation_steps", "tokenizer_sample_bytes", "encoding_errors", *FINETUNE_SETTINGS)
+PATH_SETTINGS = ("data_path", "tokenizer_path", "eval_data")
 # errors that mean "refused before training began": a fresh run's directory is then removed
 VALIDATION_ERRORS = (InputError, TokenizerInputError, MissingDependencyError, FileNotFoundError, NotADirectoryError)
 
@@ -32,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "eval_steps": 100, "seed": 42, "device": "auto", "checkpoint_dir": None, "early_stopping_patience": 3,
     "early_stopping_min_delta": 0.0, "val_split": 0.1, "split_method": "paragraph", "tokenizer_path": None,
     "tokenizer_sample_bytes": 20_000_000, "encoding_errors": "strict", "max_minutes": None, "lr_scheduler": "auto",
-    "gradient_accumulation_steps": 1, "mixed_precision": "auto", "overwrite": False,
+    "gradient_accumulation_steps": 1, "mixed_precision": "auto", "overwrite": False, **FINETUNE_SETTINGS,
 }
 PRESET_FOR = {"decoder_only": "tiny", "encoder_only": "bert-tiny", "encoder_decoder": "t5-tiny"}
 
@@ -44,13 +46,37 @@ EXAMPLES = """examples:
   python main.py train --data_path corpus.txt --model_type encoder_only      # masked-LM (BERT family)
   python main.py train --config run.yaml                     # any flag below as a key
   python main.py train --resume                              # finish the newest interrupted run
+fine-tuning a pretrained model (same Trainer, checkpoints and --resume):
+  python main.py train --model smollm2-135m --qlora --train_data train.json --eval_data eval.json
+  python main.py train --model smollm2-135m --lora --lora_r 8 --train-data chats.jsonl --max_steps 200
+  python main.py train --preset paper_understanding --model ./Mistral-7B-v0.1 --train_data papers_qa.json
+  python main.py train --model checkpoints/run/best --qlora --train_data more.txt   # our own decoder
+  MODEL_NAME=smollm2-135m QLORA_EPOCHS=1 python main.py train --qlora --train_data train.json
+  python -m minillm.hf.presets                               # the fine-tuning presets as a table
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "data_path", "text file, folder of .txt/.md, or .jsonl (default: the shipped Tiny Shakespeare)")
+    parser.add_argument("--train_data", "--train-data", dest="data_path", default=argparse.SUPPRESS,
+                        help="the same as --data_path (the seed's spelling)")
+    add_flag(parser, "eval_data", "validation file (instead of holding out --val_split of the training data)")
+    parser.add_argument("--eval-data", dest="eval_data", default=argparse.SUPPRESS, help="the same as --eval_data")
+    add_flag(parser, "model", "fine-tune this pretrained model: an alias (smollm2-135m, mistral-7b, "
+             "mistral-7b-instruct, llama-3-8b, llama-3-8b-instruct), an HF directory, a .gguf file or our checkpoint")
+    add_flag(parser, "qlora", "fine-tune a LoRA adapter on the 4-bit (NF4) base (bitsandbytes + peft)",
+             action="store_true")
+    add_flag(parser, "lora", "fine-tune a LoRA adapter on the full-precision base (peft)", action="store_true")
+    add_flag(parser, "lora_r", "LoRA rank [16, or the preset's]", type=int)
+    add_flag(parser, "lora_alpha", "LoRA alpha [2 x lora_r]", type=int)
+    add_flag(parser, "lora_dropout", "LoRA dropout [0.05]", type=float)
+    add_flag(parser, "target_modules", "comma-separated module names LoRA adapts [q_proj,k_proj,v_proj,o_proj,"
+             "gate_proj,up_proj,down_proj]")
+    add_flag(parser, "dtype", "weights dtype of the loaded base (float32, bfloat16, float16) [float32; the 4-bit "
+             "compute dtype: bf16 where fast]")
     add_flag(parser, "model_type", "model family", choices=["decoder_only", "encoder_only", "encoder_decoder"])
-    add_flag(parser, "preset", "named size: tiny, small, base, bert-tiny, t5-tiny (default per family)")
+    add_flag(parser, "preset", "a size for training from scratch (tiny, small, base, bert-tiny, t5-tiny; default "
+             "per family) or a fine-tuning preset (paper_understanding, code_retrieval, fast_prototype, high_quality)")
     add_flag(parser, "vocab_size", "BPE vocabulary size when a tokenizer is trained [4096]", type=int)
     for name in ("d_model", "num_layers", "num_heads", "d_ff"):
         add_flag(parser, name, f"override the preset's {name}", type=int)
@@ -74,6 +100,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "seed", "random seed [42]", type=int)
     add_flag(parser, "device", "auto, cpu, cuda or mps [auto]")
     add_flag(parser, "checkpoint_dir", "run directory (default: checkpoints/<data>-<time>)")
+    parser.add_argument("--output_dir", "--output-dir", dest="checkpoint_dir", default=argparse.SUPPRESS,
+                        help="the same as --checkpoint_dir (the seed's spelling)")
     add_flag(parser, "early_stopping_patience", "evaluations without improvement before stopping [3]; 0 = never stop early",
              type=int)
     add_flag(parser, "early_stopping_min_delta", "smallest improvement that counts [0]", type=float)
@@ -98,6 +126,8 @@ def main(args: argparse.Namespace) -> int:
     if resume is not None:
         return _resume(args, resume)
     settings = _normalize(merge_settings(args, DEFAULTS))
+    if is_finetune(settings):
+        return _finetune(args, settings)
     if not settings["data_path"]:
         settings["data_path"] = str(SAMPLE_DATA)
         if settings["max_minutes"] is None:
@@ -108,6 +138,24 @@ def main(args: argparse.Namespace) -> int:
     if not settings["checkpoint_dir"]:
         stem = Path(settings["data_path"]).stem or "run"
         settings["checkpoint_dir"] = str(Path("checkpoints") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run = prepare_run(settings, fresh=True)  # a start that fails validation leaves nothing behind
+    return _train(run, resume_from=None)
+
+
+def _finetune(args: argparse.Namespace, first: dict[str, Any]) -> int:
+    """A fine-tuning run: defaults < preset < environment < --config < flags (see training.finetune_run)."""
+    from training.finetune_run import check_finetune_settings, finetune_layer, method
+    from training.run import prepare_run
+
+    typed = set(vars(args)) - {"config"}
+    if getattr(args, "config", None):
+        typed |= set(read_config_file(args.config))
+    settings = _normalize(merge_settings(args, DEFAULTS, saved=finetune_layer(first)))
+    settings = check_finetune_settings(settings, typed)
+    if not settings["checkpoint_dir"]:
+        stem = Path(str(settings["model"]).rstrip("/")).stem or "model"
+        name = f"{stem}-{method(settings)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        settings["checkpoint_dir"] = str(Path("checkpoints") / name)
     run = prepare_run(settings, fresh=True)  # a start that fails validation leaves nothing behind
     return _train(run, resume_from=None)
 
@@ -170,7 +218,9 @@ def _train(run: Any, resume_from: Path | None) -> int:
                   settings["early_stopping_patience"])
     print(f"\ncheckpoints: {settings['checkpoint_dir']}  (best model: {best})")
     print("next:")
-    if settings["model_type"] == "decoder_only":
+    if settings.get("model"):
+        print(f"  python main.py generate --model_path {best} --prompt \"Your question\" --chat")
+    elif settings["model_type"] == "decoder_only":
         print(f"  python main.py generate --model_path {best} --prompt \"ROMEO:\"")
     print(f"  python main.py continue --model_path {best} --data_path MORE.txt --epochs 2")
     print(f"  python main.py extract --model_path {best} --output_path exported/")

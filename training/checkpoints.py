@@ -58,19 +58,25 @@ class Gathered:
 def save_checkpoint(
     path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any],
     tokenizer: Any = None, gathered: Gathered | None = None, extra_rng: dict[str, torch.Generator] | None = None,
-    rank_rng_files: list[Path] | None = None,
+    rank_rng_files: list[Path] | None = None, slim: bool = False,
 ) -> Path:
-    """Write a complete checkpoint at ``path`` atomically and return it (``extra_rng``, ``rank_rng_files``: see
-    :func:`training.trainer_state.write_trainer_state`)."""
+    """Write a complete checkpoint at ``path`` atomically and return it (``extra_rng``, ``rank_rng_files``,
+    ``slim``: see :func:`training.trainer_state.write_trainer_state`).
+
+    A model may carry ``save_notes``, a dict of file name -> text written beside its weights (the HF bridge
+    records there how an adapter's base was loaded, see :func:`minillm.hf.loading.training_note`).
+    """
     from .fsdp import state_dict_override
 
     with atomic_directory(path) as tmp:
         with state_dict_override(model, gathered.model if gathered else None):
             model.save_pretrained(str(tmp))
+        for name, text in (getattr(model, "save_notes", None) or {}).items():
+            (Path(tmp) / name).write_text(text)
         Path(tmp).chmod(0o755)  # mkdtemp makes it owner-only
         if tokenizer is not None:
             save_tokenizer(tokenizer, tmp)
-        write_trainer_state(tmp, model, optimizer, state, gathered, extra_rng, rank_rng_files)
+        write_trainer_state(tmp, model, optimizer, state, gathered, extra_rng, rank_rng_files, slim)
         mark_complete(tmp, int(state["global_step"]))
     return Path(path)
 
@@ -85,7 +91,15 @@ def gather_for_save(model: torch.nn.Module, optimizer: torch.optim.Optimizer) ->
 
 
 def load_weights(model: torch.nn.Module, checkpoint: Path, sharded: bool = False) -> None:
-    """Put a checkpoint's trainable weights back into ``model`` (requires_grad flags untouched)."""
+    """Put a checkpoint's trainable weights back into ``model`` (requires_grad flags untouched).
+
+    A slim adapter folder (``best/`` of a LoRA run: no ``trainable.safetensors``) loads its adapter file.
+    """
+    if not (Path(checkpoint) / STATE_DIR / TRAINABLE).is_file() and is_adapter_checkpoint(checkpoint):
+        from minillm.hf.adapter_weights import load_adapter_weights
+
+        load_adapter_weights(model, Path(checkpoint))
+        return
     if sharded:
         from . import fsdp
 
@@ -106,6 +120,11 @@ def load_optimizer_state(
         fsdp.load_full_optimizer(model, optimizer, tensors, meta)
     else:
         load_optimizer(optimizer, tensors, meta)
+
+
+def is_adapter_checkpoint(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` holds a peft adapter (``adapter_config.json``) rather than full weights."""
+    return (Path(directory) / "adapter_config.json").is_file()
 
 
 def save_tokenizer(tokenizer: Any, directory: Path) -> None:

@@ -107,11 +107,12 @@ def load_model_and_tokenizer(
     path = resolve_model_path(model_path)
     model = minillm.load_pretrained(path, device=device, dtype=options.get("dtype"))
     if lora is not None and lora.adapts:
-        from minillm.hf.loading import add_lora, quantize_ours
+        from minillm.hf.loading import add_lora, name_base, qlora_compute_dtype, quantize_ours
 
         if lora.use_qlora:
             model = quantize_ours(model, lora, device)
-        model = add_lora(model, lora, quantized=False)
+        model = name_base(add_lora(model, lora, quantized=False), str(path.resolve()), resolve_model_dir(path),
+                          lora.use_qlora, qlora_compute_dtype(lora, device))
     if tokenizer_path is not None:
         tokenizer = load_tokenizer(tokenizer_path)
     else:
@@ -195,9 +196,11 @@ def continue_training(
     if model is None:
         model, stored = load_model_and_tokenizer(model_path, **(load_options or {}))
     else:
-        source = resolve_model_dir(resolve_model_path(model_path))
-        stored = load_tokenizer(source) if tokenizer is None and has_tokenizer(source) else None
+        stored = None if tokenizer is not None else _stored_tokenizer(model_path)
     tokenizer = tokenizer if tokenizer is not None else stored
+    from .finetune_run import count_trainable
+
+    count_trainable(model, str(model_path))  # an adapter reloaded frozen would train nothing: refuse
     if checkpoint_dir is None:
         checkpoint_dir = unique_run_dir(Path("checkpoints"), "continued")
     if tokenizer is not None:
@@ -208,6 +211,17 @@ def continue_training(
                       early_stopping_patience=early_stopping_patience, tokenizer=tokenizer, **trainer_options)
     result = trainer.train(epochs=epochs)
     return {**result, "model": trainer.model, "tokenizer": tokenizer}
+
+
+def _stored_tokenizer(model_path: str | os.PathLike) -> Any:
+    """The tokenizer saved with ``model_path`` (an adapter's own, else its base's), or None."""
+    if (Path(model_path).expanduser() / "adapter_config.json").is_file():
+        from minillm.hf.loading import tokenizer_directory
+
+        source = tokenizer_directory(model_path)
+    else:
+        source = resolve_model_dir(resolve_model_path(model_path))
+    return load_tokenizer(source) if has_tokenizer(source) else None
 
 
 def unique_run_dir(root: Path, stem: str) -> Path:

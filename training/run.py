@@ -35,8 +35,11 @@ class Run:
     model: Any
     trainer: Any
     claim: _Claim | None = None  # the run directory a fresh start took (None when resumed)
+    description: str | None = None  # a fine-tuning run describes its pretrained model itself
 
     def describe(self) -> str:
+        if self.description is not None:
+            return self.description
         params = sum(p.numel() for p in self.model.parameters())
         c = self.model.config
         return (f"{c.model_type} {params / 1e6:.2f}M parameters (d_model {c.d_model}, {c.num_layers} layers, "
@@ -51,17 +54,10 @@ def prepare_run(settings: dict[str, Any], fresh: bool) -> Run:
     directory is claimed (``run_config.json``, ``tokenizer/``) any failure removes what this start wrote and puts
     back a run it was replacing (``--overwrite``). See :func:`discard_failed_start` for failures after this.
     """
-    from . import load_and_split_data
-
     root = Path(settings["checkpoint_dir"])
     if fresh:
         _check_run_dir(root, bool(settings.get("overwrite")))  # refuse before reading any data
-    split_options = {"encoding_errors": settings["encoding_errors"]}
-    train, val, _ = load_and_split_data(settings["data_path"], split_method=settings["split_method"],
-                                        val_split=settings["val_split"], seed=settings["seed"], **split_options)
-    if settings["val_split"] > 0 and not val:
-        raise InputError(f"val_split={settings['val_split']} leaves no validation data from {len(train)} pieces; "
-                         "add data or use --val_split 0")
+    train, val = _read_data(settings)
     if not fresh:
         return _build(settings, root, train, val, fresh=False)
     claim = _Claim.take(root)
@@ -89,9 +85,31 @@ def discard_failed_start(run: Run) -> bool:
     return True
 
 
+def _read_data(settings: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """(train, val) items: ``eval_data`` is the validation set when given, else ``val_split`` of ``data_path``."""
+    from . import load_and_split_data
+
+    options = {"split_method": settings["split_method"], "seed": settings["seed"],
+               "encoding_errors": settings["encoding_errors"]}
+    if settings.get("eval_data"):
+        train = load_and_split_data(settings["data_path"], val_split=0.0, **options)[0]
+        return train, load_and_split_data(settings["eval_data"], val_split=0.0, **options)[0]
+    train, val, _ = load_and_split_data(settings["data_path"], val_split=settings["val_split"], **options)
+    if settings["val_split"] > 0 and not val:
+        raise InputError(f"val_split={settings['val_split']} leaves no validation data from {len(train)} pieces; "
+                         "add data or use --val_split 0")
+    return train, val
+
+
 def _build(settings: dict[str, Any], root: Path, train: list[Any], val: list[Any], fresh: bool) -> Run:
-    """Tokenizer (trained and saved in ``root/tokenizer`` when fresh), model, dataloaders and Trainer."""
+    """Tokenizer (trained and saved in ``root/tokenizer`` when fresh), model, dataloaders and Trainer; a
+    fine-tuning run (``settings["model"]``) is built by :func:`training.finetune_run.build_finetune`."""
     import torch
+
+    if settings.get("model"):
+        from .finetune_run import build_finetune
+
+        return build_finetune(settings, root, train, val)
 
     from minillm import ModelConfig
     from minillm.checkpoint import FAMILIES
@@ -119,7 +137,7 @@ def _build(settings: dict[str, Any], root: Path, train: list[Any], val: list[Any
         checkpoint_dir=root, device=settings["device"], early_stopping_patience=settings["early_stopping_patience"],
         early_stopping_min_delta=settings["early_stopping_min_delta"], tokenizer=tokenizer,
         weight_decay=settings["weight_decay"], warmup_steps=settings["warmup_steps"], seed=settings["seed"],
-        lr_scheduler=_scheduler(settings),
+        lr_scheduler=scheduler_for(settings),
         max_steps=settings["max_steps"], eval_every=eval_every, save_every=settings["save_steps"] or eval_every,
         gradient_accumulation_steps=settings["gradient_accumulation_steps"],
         mixed_precision=settings["mixed_precision"], max_minutes=settings["max_minutes"],
@@ -304,10 +322,10 @@ def _strings(value: Any):
             yield from _strings(inner)
 
 
-def _scheduler(settings: dict[str, Any]) -> str:
+def scheduler_for(settings: dict[str, Any]) -> str:
     """``auto``: cosine decay when the run has an end to plan for (a time budget or a step limit), else constant.
 
-    >>> _scheduler({"lr_scheduler": "auto", "max_minutes": 8.0}), _scheduler({"max_steps": None})
+    >>> scheduler_for({"lr_scheduler": "auto", "max_minutes": 8.0}), scheduler_for({"max_steps": None})
     ('cosine', 'constant')
     """
     chosen = settings.get("lr_scheduler", "auto")

@@ -338,7 +338,7 @@ class Trainer(CheckpointingMixin, EvaluationMixin):
             self._evaluate_and_track()
         early = state["stop_reason"] == "early_stopping"
         restored = early and self._restore_best()
-        self._save(self.checkpoint_dir / "final")
+        self._save(self.checkpoint_dir / "final", slim=True)
         if self.dist.is_main:
             if self.options.plot:
                 self.metrics.plot(state["history"])

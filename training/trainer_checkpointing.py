@@ -39,8 +39,13 @@ class CheckpointingMixin:
                 "world_size": self.dist.world_size,
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None}
 
-    def _save(self, path: Path) -> None:
-        """Write a complete checkpoint at ``path`` (collective under torchrun: every rank calls it)."""
+    def _save(self, path: Path, slim: bool = False) -> None:
+        """Write a complete checkpoint at ``path`` (collective under torchrun: every rank calls it).
+
+        ``slim`` (``best/``, ``final/``): an adapter model writes its adapter, tokenizer and step only (no
+        optimizer state, no RNG, no second copy of the weights); other models write a full checkpoint.
+        """
+        slim = slim and self._adapter_model
         staging = self.checkpoint_dir / RNG_STAGING
         if self.dist.enabled and not self.dist.is_main:  # written before the all-reduce below, which waits for it
             staging.mkdir(parents=True, exist_ok=True)
@@ -52,9 +57,14 @@ class CheckpointingMixin:
         if self.dist.is_main:
             ranks = [staging / ts.rank_rng_name(r) for r in range(1, self.dist.world_size)]
             save_checkpoint(path, self.model, self.optimizer, self._checkpoint_state(), self.tokenizer, gathered,
-                            extra_rng=self._generators(), rank_rng_files=ranks)
+                            extra_rng=self._generators(), rank_rng_files=ranks, slim=slim)
             shutil.rmtree(staging, ignore_errors=True)
         barrier(self.dist)
+
+    @property
+    def _adapter_model(self) -> bool:
+        """Whether the model is a peft model (it saves its adapter alone; ``peft_config`` is peft's mark)."""
+        return hasattr(self.model, "peft_config")
 
     def _save_step_checkpoint(self) -> None:
         self._save(self.checkpoint_dir / f"checkpoint-{self.state['global_step']}")

@@ -69,7 +69,7 @@ class EvaluationMixin:
         logger.info("step %d: train_loss %s val_loss %s%s", step, _fmt(train_loss), _fmt(val_loss),
                     " (best)" if improved else "")
         if improved:
-            self._save(self.checkpoint_dir / "best")
+            self._save(self.checkpoint_dir / "best", slim=True)
         if self.early_stopping.should_stop:
             state["stop_reason"] = "early_stopping"
             logger.info("early stopping at step %d: no improvement in %d evaluations", step, self.early_stopping.patience)

@@ -192,16 +192,21 @@ def read_rank_rng(directory: Path, rank: int) -> tuple[dict[str, torch.Tensor], 
 def write_trainer_state(
     directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any],
     gathered: Any = None, extra_rng: dict[str, torch.Generator] | None = None,
-    rank_rng_files: list[Path] | None = None,
+    rank_rng_files: list[Path] | None = None, slim: bool = False,
 ) -> None:
     """Write ``directory/trainer_state/`` (the caller writes into a temporary directory and renames it).
 
     ``gathered`` (FSDP) carries the trainable weights and optimizer state already gathered from all ranks;
     ``extra_rng`` the Trainer's own generators; ``rank_rng_files`` the RNG files the other ranks wrote (each
-    rank's generators differ: dropout masks are drawn per rank).
+    rank's generators differ: dropout masks are drawn per rank). ``slim`` (an adapter's ``best/`` and
+    ``final/``): only ``state.json``, no weights, optimizer or RNG: the adapter file beside it holds the
+    trainable weights, and nothing resumes from these folders.
     """
     folder = Path(directory) / STATE_DIR
     folder.mkdir(parents=True, exist_ok=True)
+    if slim:
+        (folder / STATE_JSON).write_text(json.dumps({**state, "slim": True}, indent=1, allow_nan=True) + "\n")
+        return
     save_file(gathered.trainable if gathered else trainable_state(model), str(folder / TRAINABLE))
     opt_tensors, opt_meta = gathered.optimizer if gathered else optimizer_tensors(optimizer)
     save_file(opt_tensors, str(folder / OPTIMIZER))

@@ -23,7 +23,7 @@ from minillm.errors import InputError, MissingDependencyError
 
 from .aliases import HUB_ALIASES, SHIPPED_ALIASES, all_aliases
 from .presets import SEVEN_MODULES
-from .quantization import INSTALL, bnb_config, compute_dtype, quantize_linears
+from .quantization import INSTALL, bnb_config, compute_dtype, keep_training_layout, quantize_linears
 
 logger = logging.getLogger(__name__)
 ADAPTER_CONFIG = "adapter_config.json"
@@ -146,6 +146,7 @@ def add_lora(model: torch.nn.Module, options: LoraOptions, quantized: bool) -> A
     if missing:
         raise InputError(f"{type(model).__name__} has no module named {', '.join(missing)}; LoRA targets must "
                          f"name its linear layers (e.g. {', '.join(SEVEN_MODULES)})")
+    keep_training_layout(model)
     if quantized:
         model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=options.gradient_checkpointing)
     config = peft.LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
@@ -163,11 +164,41 @@ def quantize_ours(model: torch.nn.Module, options: LoraOptions, device: str | No
     return model
 
 
-def write_training_note(directory: Path, base: str, quantized: bool, dtype: Any) -> None:
-    """Record beside an adapter how its base was loaded, so reloading reproduces the trained model."""
+def training_note(base: str, quantized: bool, dtype: Any) -> str:
+    """The JSON recorded beside an adapter: how its base was loaded, so reloading reproduces the trained model."""
     note = {"base_model": base, "quantization": "nf4-double" if quantized else None,
             "compute_dtype": str(dtype).removeprefix("torch.") if dtype is not None else None}
-    (Path(directory) / TRAINING_NOTE).write_text(json.dumps(note, indent=2) + "\n")
+    return json.dumps(note, indent=2) + "\n"
+
+
+def write_training_note(directory: Path, base: str, quantized: bool, dtype: Any) -> None:
+    """Write :func:`training_note` into an adapter directory."""
+    (Path(directory) / TRAINING_NOTE).write_text(training_note(base, quantized, dtype))
+
+
+def name_base(model: Any, base: str, directory: Path, quantized: bool, dtype: Any) -> Any:
+    """Make a fresh peft model record its base: ``base_model_name_or_path`` is the local ``directory`` (peft opens
+    it when saving; a name it cannot find there it looks up on the hub), the training note keeps ``base`` as the
+    user gave it (an alias stays an alias, a path is made absolute) with the 4-bit settings; the Trainer writes a
+    model's ``save_notes`` beside its weights."""
+    for config in model.peft_config.values():
+        config.base_model_name_or_path = str(Path(directory).resolve())
+    model.save_notes = {TRAINING_NOTE: training_note(base, quantized, dtype)}
+    return model
+
+
+def qlora_compute_dtype(options: LoraOptions, device: str | None) -> torch.dtype | None:
+    """The dtype 4-bit layers compute in (``options.dtype``, else bf16 where fast), or None without QLoRA."""
+    if not options.use_qlora:
+        return None
+    return torch_dtype(options.dtype) or compute_dtype(resolve_device(device))
+
+
+def base_reference(model_path: str | os.PathLike) -> str:
+    """How an adapter names its base: an alias or hub id as given, a local path made absolute."""
+    name = str(model_path)
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.exists() else name
 
 
 def read_adapter_base(directory: Path) -> tuple[str, bool]:
@@ -176,12 +207,15 @@ def read_adapter_base(directory: Path) -> tuple[str, bool]:
         config = json.loads((Path(directory) / ADAPTER_CONFIG).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{Path(directory) / ADAPTER_CONFIG} is unreadable ({exc})") from exc
-    base = config.get("base_model_name_or_path")
+    note_file = Path(directory) / TRAINING_NOTE
+    try:
+        note = json.loads(note_file.read_text()) if note_file.is_file() else {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{note_file} is unreadable ({exc})") from exc
+    base = note.get("base_model") or config.get("base_model_name_or_path")  # the note keeps the alias as given
     if not base:
         raise InputError(f"{Path(directory) / ADAPTER_CONFIG} names no base_model_name_or_path; pass --base_model")
-    note = Path(directory) / TRAINING_NOTE
-    quantized = bool(note.is_file() and json.loads(note.read_text()).get("quantization"))
-    return str(base), quantized
+    return str(base), bool(note.get("quantization"))
 
 
 def _device_map(device: torch.device) -> dict[str, Any]:
@@ -205,16 +239,24 @@ def load_hf_model(model_path: str | os.PathLike, options: LoraOptions, device: s
     """
     path = Path(model_path).expanduser()
     if not is_adapter_dir(path):
-        model = load_causal_lm(model_directory(model_path), options, device)
-        return add_lora(model, options, quantized=options.use_qlora) if options.adapts else model
+        directory = model_directory(model_path)
+        model = load_causal_lm(directory, options, device)
+        if not options.adapts:
+            return model
+        model = add_lora(model, options, quantized=options.use_qlora)
+        return name_base(model, base_reference(model_path), directory, options.use_qlora,
+                         qlora_compute_dtype(options, device))
     peft = require_peft()
     base, quantized = read_adapter_base(path)
     base_options = LoraOptions(use_qlora=quantized or options.use_qlora, device_map=options.device_map,
                                dtype=options.dtype, gradient_checkpointing=options.gradient_checkpointing)
-    model = load_causal_lm(model_directory(base), base_options, device)
+    directory = model_directory(base)
+    model = load_causal_lm(directory, base_options, device)
     if base_options.use_qlora and trainable:
+        keep_training_layout(model)
         model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=options.gradient_checkpointing)
-    return peft.PeftModel.from_pretrained(model, str(path), is_trainable=trainable)
+    model = peft.PeftModel.from_pretrained(model, str(path), is_trainable=trainable)
+    return name_base(model, base, directory, base_options.use_qlora, qlora_compute_dtype(base_options, device))
 
 
 def tokenizer_directory(model_path: str | os.PathLike) -> Path:

@@ -77,3 +77,20 @@ def dequantize_weight(module: torch.nn.Module) -> torch.Tensor:
 def is_quantized(model: torch.nn.Module) -> bool:
     """Whether any module holds 4-bit weights."""
     return any(getattr(getattr(m, "weight", None), "quant_state", None) is not None for m in model.modules())
+
+
+def keep_training_layout(model: torch.nn.Module) -> int:
+    """Stop bitsandbytes from repacking 4-bit weights for its CPU inference kernel; returns the layers touched.
+
+    On CPUs with AVX512-BF16, ``Linear4bit`` repacks its weight the first time it runs in eval mode without
+    gradients (an evaluation) and keeps the packed form for training afterwards, which computes slightly
+    different products. A run's numbers would then depend on whether an evaluation came before a step, and a
+    resumed run (fresh weights, no evaluation yet) would drift from the uninterrupted one. Models loaded for
+    training keep the one layout throughout.
+    """
+    touched = 0
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
+            touched += 1
+    return touched

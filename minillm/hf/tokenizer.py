@@ -175,9 +175,14 @@ class HFTokenizer:
     def tokenize(self, text: str) -> list[str]:
         return list(self.tokenizer.tokenize(text))
 
-    def apply_chat_template(self, messages: list[dict[str, str]], **kwargs: Any) -> Any:
-        """transformers' ``apply_chat_template`` (the template stored with the tokenizer)."""
-        return self.tokenizer.apply_chat_template(messages, **kwargs)
+    def apply_chat_template(self, messages: list[dict[str, str]], add_generation_prompt: bool = False,
+                            tokenize: bool = False, **kwargs: Any) -> str | list[int]:
+        """The stored chat template rendered as BPETokenizer renders it: the text, or its ids with ``tokenize``
+        (transformers 5 defaults to a tokenized dict; the project's surface returns ``str`` / ``list[int]``)."""
+        kwargs.setdefault("return_dict", False)
+        out = self.tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt,
+                                                 tokenize=tokenize, **kwargs)
+        return list(out) if tokenize and not kwargs["return_dict"] else out
 
     # ----------------------------------------------------------------- vocabulary
     @property

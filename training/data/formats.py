@@ -1,4 +1,4 @@
-"""Training item formats: what an item is, JSONL reading, and the message/pair views the objectives need.
+"""Training item formats: what an item is, JSONL and JSON-list reading, and the message/pair views the objectives need.
 
 An item is a plain string or a dict of one of these shapes:
 
@@ -136,4 +136,31 @@ def read_jsonl(path: str | os.PathLike, encoding_errors: str = "strict") -> list
         items.append(value["text"] if kind == "text" else value)
     if not items:
         raise InputError(f"data file {str(path)!r} is empty (no JSON lines)")
+    return items
+
+
+def read_json_list(path: str | os.PathLike, encoding_errors: str = "strict") -> list[Item]:
+    """Items of a ``.json`` file holding one JSON list (the seed's ``[{"input": ..., "output": ...}, ...]``).
+
+    Each element is checked like a JSONL line; ``{"text"}`` elements become strings. A file that is not a
+    list, or an empty list, raises InputError.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {str(path)!r} does not exist")
+    text = decode_bytes(path.read_bytes(), encoding_errors, source=f"file {str(path)!r}").removeprefix("\ufeff")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{str(path)!r} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+                         "a .json data file holds one list of items (use .jsonl for one item per line)") from None
+    if not isinstance(value, list):
+        raise InputError(f"{str(path)!r} holds a JSON {type(value).__name__}; a .json data file holds a list of "
+                         'items such as [{"input": ..., "output": ...}]')
+    if not value:
+        raise InputError(f"data file {str(path)!r} is an empty list")
+    items: list[Item] = []
+    for number, element in enumerate(value):
+        kind = item_kind(element, f"item {number} of {str(path)!r}")
+        items.append(element["text"] if kind == "text" and isinstance(element, dict) else element)
     return items

@@ -1,4 +1,5 @@
-"""``load_and_split_data``: read a text file, a folder of text files or a JSONL file; split; shuffle; divide.
+"""``load_and_split_data``: read a text file, a folder of text files, a JSONL file or a JSON list; split; shuffle;
+divide.
 
 Example::
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from minillm.errors import InputError
 
-from .formats import Item, read_jsonl
+from .formats import Item, read_json_list, read_jsonl
 from .text import check_errors_mode, list_text_files, read_text
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def load_and_split_data(
 
     Text (.txt/.md, or a folder of them, read in sorted order) is split into pieces by
     :class:`rag.splitters.DocumentProcessor` with ``split_method`` and ``split_options`` (``min_length``,
-    ``max_length``, ``overlap``, ``pattern`` ...); a piece never spans two files. JSONL gives one item per line.
+    ``max_length``, ``overlap``, ``pattern`` ...); a piece never spans two files. JSONL gives one item per line, a ``.json`` list one item per element.
     Items are shuffled with ``random.Random(seed)``; ``val`` gets ``int(n * val_split)`` items and ``test``
     ``int(n * test_split)``. ``encoding_errors="replace"`` reads files that are not clean UTF-8.
     """
@@ -64,6 +65,8 @@ def load_items(
         raise FileNotFoundError(f"data path {str(path)!r} does not exist")
     if path.is_file() and path.suffix.lower() in JSONL_SUFFIXES:
         return read_jsonl(path, encoding_errors)
+    if path.is_file() and path.suffix.lower() == ".json":
+        return read_json_list(path, encoding_errors)
     from rag.splitters import DocumentProcessor  # here, not at import time: rag may later import training
 
     processor = DocumentProcessor(method=split_method, **_size_options(split_options))
