@@ -109,6 +109,12 @@ def load_model_and_tokenizer(
     if lora is not None and lora.adapts:
         from minillm.hf.loading import add_lora, name_base, qlora_compute_dtype, quantize_ours
 
+        if not isinstance(model, minillm.DecoderOnlyModel):
+            flag = "--qlora" if lora.use_qlora else "--lora"
+            raise InputError(f"{flag} needs a decoder (Llama-family) model; {str(path)!r} holds a "
+                             f"{model.config.model_type} model, which has no LoRA/4-bit path here (train or "
+                             "continue it in full instead)")
+
         if lora.use_qlora:
             model = quantize_ours(model, lora, device)
         model = name_base(add_lora(model, lora, quantized=False), str(path.resolve()), resolve_model_dir(path),

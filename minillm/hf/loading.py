@@ -82,7 +82,7 @@ def hub_snapshot(repo_id: str, alias: str | None = None) -> Path:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(repo_id, local_files_only=True))
+        return Path(snapshot_download(repo_id, local_files_only=True, cache_dir=_hub_cache()))
     except (LocalEntryNotFoundError, OSError, ValueError):
         named = f"{alias} ({repo_id})" if alias else repo_id
         raise InputError(
@@ -91,6 +91,14 @@ def hub_snapshot(repo_id: str, alias: str | None = None) -> Path:
             f"{os.environ.get('HF_HOME', '~/.cache/huggingface')}), e.g. with `huggingface-cli download {repo_id}` "
             "on a machine with network access"
         ) from None
+
+
+def _hub_cache() -> str | None:
+    """The hub cache the environment names now (``HF_HUB_CACHE``, else ``HF_HOME/hub``); None: the library's
+    default. Read at each call: huggingface_hub reads these variables once, at import."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    return os.path.join(os.environ["HF_HOME"], "hub") if os.environ.get("HF_HOME") else None
 
 
 def model_directory(model_path: str | os.PathLike) -> Path:
@@ -135,6 +143,8 @@ def load_causal_lm(directory: Path, options: LoraOptions, device: str | None = N
         raise InputError(f"transformers cannot open {str(directory)!r} as a causal LM: {str(exc).splitlines()[0]}") from exc
     if "device_map" not in kwargs:
         model = model.to(target)
+    if options.use_qlora:
+        keep_training_layout(model)  # one 4-bit layout in training and inference: reproducible numbers
     return model
 
 
@@ -146,7 +156,6 @@ def add_lora(model: torch.nn.Module, options: LoraOptions, quantized: bool) -> A
     if missing:
         raise InputError(f"{type(model).__name__} has no module named {', '.join(missing)}; LoRA targets must "
                          f"name its linear layers (e.g. {', '.join(SEVEN_MODULES)})")
-    keep_training_layout(model)
     if quantized:
         model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=options.gradient_checkpointing)
     config = peft.LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
@@ -160,6 +169,7 @@ def quantize_ours(model: torch.nn.Module, options: LoraOptions, device: str | No
     target = resolve_device(device)
     dtype = torch_dtype(options.dtype) or compute_dtype(target)
     quantize_linears(model, options.target_modules, dtype, target)
+    keep_training_layout(model)
     model.requires_grad_(False)
     return model
 
@@ -252,9 +262,9 @@ def load_hf_model(model_path: str | os.PathLike, options: LoraOptions, device: s
                                dtype=options.dtype, gradient_checkpointing=options.gradient_checkpointing)
     directory = model_directory(base)
     model = load_causal_lm(directory, base_options, device)
-    if base_options.use_qlora and trainable:
-        keep_training_layout(model)
-        model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=options.gradient_checkpointing)
+    if base_options.use_qlora:  # as when it was trained: fp32 norms and embeddings
+        model = peft.prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=trainable and options.gradient_checkpointing)
     model = peft.PeftModel.from_pretrained(model, str(path), is_trainable=trainable)
     return name_base(model, base, directory, base_options.use_qlora, qlora_compute_dtype(base_options, device))
 

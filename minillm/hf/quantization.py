@@ -85,8 +85,9 @@ def keep_training_layout(model: torch.nn.Module) -> int:
     On CPUs with AVX512-BF16, ``Linear4bit`` repacks its weight the first time it runs in eval mode without
     gradients (an evaluation) and keeps the packed form for training afterwards, which computes slightly
     different products. A run's numbers would then depend on whether an evaluation came before a step, and a
-    resumed run (fresh weights, no evaluation yet) would drift from the uninterrupted one. Models loaded for
-    training keep the one layout throughout.
+    resumed run (fresh weights, no evaluation yet) would drift from the uninterrupted one, and a reloaded adapter
+    would not reproduce the trained model's logits. Every 4-bit model the bridge loads keeps the one layout (CPU
+    inference gives up that kernel's speed for reproducible numbers).
     """
     touched = 0
     for module in model.modules():

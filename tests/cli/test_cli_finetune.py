@@ -58,6 +58,7 @@ def test_seed_peft_call_loads_our_final_folder(qlora_run, work):
     """The seed's `PeftModel.from_pretrained(base, "output/.../final")` on our final/ gives the model we reload."""
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
+    from minillm.hf.quantization import keep_training_layout
     from training import load_model_and_tokenizer
 
     run, _ = qlora_run
@@ -66,6 +67,7 @@ def test_seed_peft_call_loads_our_final_folder(qlora_run, work):
     base = AutoModelForCausalLM.from_pretrained(work / "tiny", quantization_config=quant, dtype=torch.float32,
                                                 device_map={"": "cpu"})
     seed_model = peft.PeftModel.from_pretrained(base, str(run / "final")).eval()
+    keep_training_layout(seed_model)  # bitsandbytes' CPU inference repacking alone moves logits by ~3e-3
     ours, tokenizer = load_model_and_tokenizer(run / "final", trainable=False, dtype="float32")
     ids = torch.tensor([tokenizer.encode("Does the gene study show an effect?")])
     with torch.no_grad():
