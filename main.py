@@ -25,9 +25,11 @@ USER_ERRORS = (InputError, TokenizerInputError, MissingDependencyError, FileNotF
 
 # mode -> (module, one-line summary). Modules are imported only when their mode runs.
 MODES: dict[str, tuple[str, str]] = {
-    "train": ("scripts.train", "train a model from scratch on a text file, folder or JSONL (default: shipped sample)"),
+    "train": ("scripts.train", "train a model from scratch (default: the shipped sample), or fine-tune a pretrained "
+              "one with --model ALIAS --qlora/--lora"),
     "continue": ("scripts.continue_training", "continue training a checkpoint on new data"),
-    "extract": ("scripts.extract", "write a slim inference directory (HF format) from a checkpoint"),
+    "extract": ("scripts.extract", "write an inference directory (HF format) or a GGUF file + Ollama Modelfile; "
+                "merges adapters"),
     "generate": ("scripts.generate", "generate text from a checkpoint, an HF directory or a .gguf file"),
     "quickstart": ("scripts.quickstart", "train the default model on the sample corpus, then generate from it"),
 }
@@ -39,6 +41,9 @@ EXAMPLES = """examples:
   python main.py generate --model_path SmolLM2 --prompt "What is RAG?" --chat
   python main.py continue --model_path checkpoints/run/best --data_path more.txt --epochs 2
   python main.py extract --model_path checkpoints/run/best --output_path exported/ --dtype bfloat16
+  python main.py train --model smollm2-135m --qlora --train_data train.json --eval_data eval.json
+  python main.py generate --model_path smollm2 --adapter checkpoints/RUN/best --prompt "Is it safe?" --chat
+  python main.py extract --model_path checkpoints/RUN/best --output_path exported/model.gguf --dtype q8_0
   python main.py MODE --help                             # every flag of one mode, with examples
 """
 
