@@ -27,8 +27,8 @@ def main(args: argparse.Namespace) -> int:
     if code:
         return code
     print(f"\n--- sample from {run_dir / 'best'} ---")
-    gen_args = argparse.Namespace(model_path=str(run_dir / "best"), checkpoints_root="checkpoints",
-                                  tokenizer_path=None, prompt=args.prompt, max_new_tokens=120, temperature=0.8,
-                                  top_k=50, top_p=0.95, repetition_penalty=1.0, stop=None, chat=False, system=None,
-                                  seed=0, device="cpu", verbose=False)
+    parser = argparse.ArgumentParser()
+    generate.add_arguments(parser)  # every generate flag at its default, so new flags need no change here
+    gen_args = parser.parse_args(["--model_path", str(run_dir / "best"), "--prompt", args.prompt,
+                                  "--max_new_tokens", "120", "--seed", "0", "--device", "cpu"])
     return generate.main(gen_args)
