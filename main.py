@@ -25,13 +25,12 @@ USER_ERRORS = (InputError, TokenizerInputError, MissingDependencyError, FileNotF
 
 # mode -> (module, one-line summary). Modules are imported only when their mode runs.
 MODES: dict[str, tuple[str, str]] = {
-    "train": ("scripts.train", "train a model from scratch (default: the shipped sample), or fine-tune a pretrained "
-              "one with --model ALIAS --qlora/--lora"),
+    "train": ("scripts.train", "train from scratch (default: the shipped sample) or fine-tune (--model --qlora)"),
     "continue": ("scripts.continue_training", "continue training a checkpoint on new data"),
-    "extract": ("scripts.extract", "write an inference directory (HF format) or a GGUF file + Ollama Modelfile; "
-                "merges adapters"),
+    "extract": ("scripts.extract", "write an HF directory or GGUF + Ollama Modelfile (adapters merged)"),
     "generate": ("scripts.generate", "generate text from a checkpoint, an HF directory or a .gguf file"),
     "quickstart": ("scripts.quickstart", "train the default model on the sample corpus, then generate from it"),
+    "rag": ("scripts.rag", "index documents (build) and answer questions with numbered sources (ask)"),
 }
 
 EXAMPLES = """examples:
@@ -44,6 +43,7 @@ EXAMPLES = """examples:
   python main.py train --model smollm2-135m --qlora --train_data train.json --eval_data eval.json
   python main.py generate --model_path smollm2 --adapter checkpoints/RUN/best --prompt "Is it safe?" --chat
   python main.py extract --model_path checkpoints/RUN/best --output_path exported/model.gguf --dtype q8_0
+  python main.py rag ask --index_path idx/ --query "What is RAG?"   # after: rag build --docs notes/ --index_path idx/
   python main.py MODE --help                             # every flag of one mode, with examples
 """
 

@@ -18,10 +18,11 @@ import sys
 # documented module -> the import to write instead (the README's "From the original docs" table)
 REPLACEMENTS = {
     "models": "from minillm import EncoderOnlyModel (models.encoder_model), from minillm import DecoderOnlyModel "
-              "(models.transformer_model), from rag import DocumentProcessor (models.rag_utils)",
+              "(models.transformer_model), from rag import SimpleDocumentStore, DocumentProcessor, RAGModel "
+              "(models.rag_utils)",
     "models.encoder_model": "from minillm import EncoderOnlyModel",
     "models.transformer_model": "from minillm import DecoderOnlyModel",
-    "models.rag_utils": "from rag import DocumentProcessor",
+    "models.rag_utils": "from rag import SimpleDocumentStore, DocumentProcessor, RAGModel",
     "tokenizers.bpe_tokenizer": "from tokenizers_bpe import BPETokenizer",
     "tokenizers.character_tokenizer": "from tokenizers_bpe import BPETokenizer",
 }

@@ -82,7 +82,8 @@ def load_model_and_tokenizer(
     model_path: str | os.PathLike, tokenizer_path: str | os.PathLike | None = None, device: str | None = None,
     **options: Any,
 ) -> tuple[Any, Any]:
-    """Return ``(model, tokenizer)``; the tokenizer is None when neither path holds one.
+    """Return ``(model, tokenizer)``; the tokenizer is None when neither path holds one (the model also carries
+    it as ``model.tokenizer``).
 
     Options: ``dtype`` ("float32", "bfloat16", ...); ``use_qlora`` / ``use_lora`` with ``lora_r`` (16),
     ``lora_alpha`` (32), ``lora_dropout`` (0.05), ``target_modules`` (the seven projections), ``preset`` (a
@@ -103,7 +104,7 @@ def load_model_and_tokenizer(
         model = load_hf_model(model_path, lora, device=device, trainable=trainable)
         source = Path(tokenizer_path) if tokenizer_path is not None else tokenizer_directory(model_path)
         tokenizer = load_tokenizer(source) if tokenizer_path is not None or has_tokenizer(source) else None
-        return model, tokenizer
+        return _carry(model, tokenizer), tokenizer
     path = resolve_model_path(model_path)
     model = minillm.load_pretrained(path, device=device, dtype=options.get("dtype"))
     if lora is not None and lora.adapts:
@@ -125,7 +126,15 @@ def load_model_and_tokenizer(
         source = resolve_model_dir(path)  # a .gguf file's converted directory holds its tokenizer
         tokenizer = load_tokenizer(source) if has_tokenizer(source) else None
     logger.info("loaded %s from %s (tokenizer: %s)", type(model).__name__, path, type(tokenizer).__name__)
-    return model, tokenizer
+    return _carry(model, tokenizer), tokenizer
+
+
+def _carry(model: Any, tokenizer: Any) -> Any:
+    """The model with ``model.tokenizer`` set: what ``RAGModel(store, model)`` (the original docs' call, which
+    passes no tokenizer) tokenizes with."""
+    if tokenizer is not None:
+        model.tokenizer = tokenizer
+    return model
 
 
 def _lora_options(options: dict[str, Any]) -> Any:

@@ -6,10 +6,10 @@ import pytest
 
 import main as cli
 
-MODES = ["train", "continue", "extract", "generate", "quickstart"]
+MODES = ["train", "continue", "extract", "generate", "quickstart", "rag"]
 # flags each mode requires, so the error under test is the only one
 REQUIRED = {"continue": ["--model_path", "m", "--data_path", "d.txt"], "extract": ["--model_path", "m",
-            "--output_path", "o"], "generate": ["--prompt", "hi"], "train": [], "quickstart": []}
+            "--output_path", "o"], "generate": ["--prompt", "hi"], "train": [], "quickstart": [], "rag": ["ask"]}
 
 
 def _one_line_error(argv, capsys) -> str:

@@ -1,8 +1,9 @@
-"""The code blocks of the original Mini LLM docs, as users copy them (RAG's blocks come with the RAG issue).
+"""The code blocks of the original Mini LLM docs, as users copy them.
 
 Kept verbatim; the tests only replace imports by the README's "From the original docs" table and, where a
 block's comment offers it, ``device="cuda"`` by ``device="cpu"``. Each block runs after the ones before it in
-one script, in a folder holding ``./data/train.txt`` and ``./data/new_data.txt``.
+one script, in a folder holding ``./data/train.txt`` and ``./data/new_data.txt``; the two RAG blocks run in
+their own script, in a folder holding ``./data/knowledge_base.txt`` and a decoder at ``./checkpoints/best``.
 """
 
 ENCODER_USAGE = '''
@@ -184,4 +185,87 @@ results = continue_training(
     checkpoint_dir="./checkpoints/fine_tuned",
     early_stopping_patience=3
 )
+'''
+
+RAG_USAGE = '''
+from models.rag_utils import SimpleDocumentStore, DocumentProcessor, RAGModel
+
+# Create a document store
+doc_store = SimpleDocumentStore(embedding_dim=256)
+
+# Process and add documents
+text = "Your long document text here..."
+chunks = DocumentProcessor.split_text(
+    text, 
+    method="semantic",  # Options: paragraph, sentence, chunk, semantic, regex
+    min_length=50,
+    max_length=500
+)
+
+# Add documents to the store
+doc_store.add_documents(chunks)
+
+# Compute embeddings
+doc_store.compute_embeddings()
+
+# Save the document store for later use
+doc_store.save("./data/document_store.pkl")
+
+# Create a RAG model with your language model
+from training.model_extraction import load_model_and_tokenizer
+model, tokenizer = load_model_and_tokenizer("./checkpoints/best_model")
+
+rag_model = RAGModel(doc_store, model)
+
+# Generate text with RAG
+response = rag_model.generate(
+    query="What is the capital of France?",
+    top_k=3,  # Number of documents to retrieve
+    max_length=100,
+    temperature=0.7
+)
+'''
+
+RAG_WITH_TRAINED_MODEL = '''
+# In a custom script
+
+from models.rag_utils import SimpleDocumentStore, DocumentProcessor, RAGModel
+from training.model_extraction import load_model_and_tokenizer
+
+# Load your trained model
+model, tokenizer = load_model_and_tokenizer("./checkpoints/best_model")
+
+# Create a document store
+doc_store = SimpleDocumentStore(embedding_dim=256)
+
+# Load and process documents
+with open("./data/knowledge_base.txt", "r") as f:
+    text = f.read()
+
+# Split text into chunks
+chunks = DocumentProcessor.split_text(
+    text, 
+    method="semantic",
+    min_length=50,
+    max_length=500
+)
+
+# Add documents to the store
+doc_store.add_documents(chunks)
+
+# Compute embeddings
+doc_store.compute_embeddings()
+
+# Create a RAG model
+rag_model = RAGModel(doc_store, model)
+
+# Generate text with RAG
+response = rag_model.generate(
+    query="What is machine learning?",
+    top_k=3,
+    max_length=200,
+    temperature=0.7
+)
+
+print(response)
 '''

@@ -98,3 +98,53 @@ def test_documented_snippets_run_as_written(tmp_path):
     assert report["fine_tuned"]["global_step"] >= 1
     for run in ("checkpoints/encoder_model", "checkpoints", "checkpoints/continued", "checkpoints/fine_tuned"):
         assert (tmp_path / run / "best" / "trainer_state" / "COMPLETE").is_file(), run
+
+
+def _tiny_decoder_run(folder: Path) -> None:
+    """A small random decoder and its BPE tokenizer saved where the Trainer puts the best model (``best/``)."""
+    import torch
+
+    import minillm
+    from tokenizers_bpe import BPETokenizer
+
+    lines = [json.loads(line)["text"] for line in (REPO / "rag" / "sample_data" / "pubmedqa_dev.jsonl").open()][:40]
+    tokenizer = BPETokenizer(vocab_size=600, show_progress=False)
+    tokenizer.train(lines)
+    config = minillm.ModelConfig.from_preset("tiny", vocab_size=tokenizer.vocab_size, d_model=64, num_heads=4,
+                                             num_layers=2, max_seq_len=1024, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    minillm.DecoderOnlyModel(config).save_pretrained(folder, tokenizer=tokenizer)
+
+
+@pytest.mark.slow
+def test_documented_rag_blocks_run_as_written(tmp_path):
+    (tmp_path / "data").mkdir()
+    records = [json.loads(line) for line in (REPO / "rag" / "sample_data" / "pubmedqa_dev.jsonl").open()][:12]
+    (tmp_path / "data" / "knowledge_base.txt").write_text("\n\n".join(r["text"] for r in records) + "\n")
+    _tiny_decoder_run(tmp_path / "checkpoints" / "best")
+    script = "\n".join([
+        "import json, torch",
+        "torch.manual_seed(0)",
+        as_users_run_it(S.RAG_USAGE),
+        "report = {'first': [type(response).__name__, str(response), len(response.sources)]}",
+        as_users_run_it(S.RAG_WITH_TRAINED_MODEL),
+        "report['second'] = {'chunks': len(chunks), 'sources': [s.number for s in response.sources],",
+        "                    'texts': [s.text for s in response.sources], 'answer': response.text,",
+        "                    'prompt': response.prompt}",
+        "print('REPORT ' + json.dumps(report))",
+    ])
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    printed, report_line = done.stdout.split("REPORT ", 1)
+    report = json.loads(report_line)
+    assert report["first"][0] == "RAGAnswer" and report["first"][2] == 0  # the placeholder text gives no chunks
+    second = report["second"]
+    assert second["chunks"] >= 12 and second["sources"] == [1, 2, 3]
+    knowledge = (tmp_path / "data" / "knowledge_base.txt").read_text()
+    assert all(text in knowledge for text in second["texts"])
+    assert "Question: What is machine learning?" in second["prompt"] and "[3] " in second["prompt"]
+    shown = second["answer"].replace("\r\n", "\n").replace("\r", "\n").strip()  # as text-mode stdout reads it
+    assert printed.strip().endswith(shown)  # print(response) prints the answer
+    assert (tmp_path / "data" / "document_store.pkl").exists()
