@@ -59,14 +59,13 @@ from .embedders import (
     save_embedder_state,
 )
 from .hybrid import CANDIDATES, RRF_K, reciprocal_rank_fusion
+from .store_files import FORMAT, VERSION, read_documents, read_meta, refuse_file
 from .vector_index import VectorIndex
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["RETRIEVERS", "SearchResult", "SimpleDocumentStore"]
 
-FORMAT = "minillm-document-store"
-VERSION = 1
 RETRIEVERS = ("dense", "bm25", "hybrid")
 REFIT_GROWTH = 2.0  # refit a corpus-fitted embedder when the store outgrows this many times its fitted size
 Filter = dict[str, Any] | Callable[[dict[str, Any]], bool]
@@ -107,17 +106,6 @@ def _matches(metadata: dict[str, Any], wanted: Filter) -> bool:
         elif metadata[key] != value:
             return False
     return True
-
-
-def _refuse_file(path: Path, doing: str) -> None:
-    """A store is a directory: say what ``path`` (a file) is, never opening it as a pickle."""
-    with open(path, "rb") as handle:
-        head = handle.read(2)
-    if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
-        raise InputError(f"{str(path)!r} is a pickle file (the original store format); minillm never unpickles "
-                         f"(it can run code), so rebuild the store and {doing} a directory path instead")
-    raise InputError(f"{str(path)!r} is a file, not a document store; a saved store is a directory, so {doing} a "
-                     "directory path (new or written by SimpleDocumentStore.save)")
 
 
 class SimpleDocumentStore:
@@ -334,7 +322,7 @@ class SimpleDocumentStore:
         """Write the store as a directory at ``path`` (atomically; see the module doc for the layout)."""
         path = Path(path).expanduser()
         if path.is_file():
-            _refuse_file(path, "save to")
+            refuse_file(path, "save to")
         spec = embedder_spec(self.embedder)
         with atomic_directory(path) as tmp:
             lines = (json.dumps({"id": doc, "text": text, "metadata": meta}, ensure_ascii=False) + "\n"
@@ -359,8 +347,8 @@ class SimpleDocumentStore:
         if not path.exists():
             raise FileNotFoundError(f"no document store at {str(path)!r}")
         if path.is_file():
-            _refuse_file(path, "load from")
-        meta = _read_meta(path)
+            refuse_file(path, "load from")
+        meta = read_meta(path)
         spec = meta["embedder"]
         if embedder is None:
             embedder = embedder_from_spec(spec, path / "embedder")
@@ -368,7 +356,7 @@ class SimpleDocumentStore:
             raise InputError(f"the embedder given has dim {getattr(embedder, 'dim', None)!r}, but the store at "
                              f"{str(path)!r} holds {spec.get('dim')!r}-dim embeddings ({spec.get('name')!r})")
         store = cls(embedder=embedder, retriever=meta["retriever"], rrf_k=meta["rrf_k"])
-        store._ids, store._texts, store._meta = _read_documents(path / "documents.jsonl", meta["count"])
+        store._ids, store._texts, store._meta = read_documents(path / "documents.jsonl", meta["count"])
         store._next_id = max(int(meta["next_id"]), max(store._ids, default=-1) + 1)
         index = VectorIndex.load(path / "vectors", mmap=mmap)
         if index.dim != store.embedding_dim:
@@ -382,48 +370,3 @@ class SimpleDocumentStore:
         if (path / "bm25").is_dir():
             store._bm25 = BM25.load(path / "bm25")
         return store
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    """store.json, checked: a missing, unreadable or foreign one is an InputError naming the file."""
-    file = path / "store.json"
-    try:
-        meta = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{str(path)!r} holds no store.json, so it is not a document store minillm wrote") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"{str(file)!r} is not readable JSON ({exc}); the store is corrupt") from None
-    found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-    if found != FORMAT:
-        raise InputError(f"{str(file)!r} has format {found!r}, not a document store minillm wrote ({FORMAT!r})")
-    if meta.get("version") != VERSION:
-        raise InputError(f"{str(file)!r} has store format version {meta.get('version')!r}; this minillm reads "
-                         f"version {VERSION}")
-    for key, kind in (("embedder", dict), ("retriever", str), ("rrf_k", int), ("count", int), ("next_id", int)):
-        if not isinstance(meta.get(key), kind):
-            raise InputError(f"{str(file)!r} has {key}={meta.get(key)!r}; expected a {kind.__name__}: the store "
-                             "is corrupt")
-    return meta
-
-
-def _read_documents(file: Path, count: int) -> tuple[list[int], list[str], list[dict[str, Any]]]:
-    """(ids, texts, metadata) from documents.jsonl, refusing a damaged file or a count other than store.json's."""
-    ids, texts, metas = [], [], []
-    try:
-        with open(file, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                record = json.loads(line)
-                doc, text, meta = record["id"], record["text"], record["metadata"]
-                if isinstance(doc, bool) or not isinstance(doc, int) or not isinstance(text, str) or not isinstance(
-                        meta, dict):
-                    raise TypeError(f"line {number} has id {doc!r}, text of type {type(text).__name__}, metadata "
-                                     f"of type {type(meta).__name__}")
-                ids.append(doc)
-                texts.append(text)
-                metas.append(meta)
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{str(file)!r} is missing or damaged ({exc}); the store is corrupt") from None
-    if len(ids) != count or len(set(ids)) != len(ids):
-        raise InputError(f"{str(file)!r} holds {len(ids)} documents ({len(set(ids))} distinct ids); store.json says "
-                         f"{count}: the store is corrupt")
-    return ids, texts, metas
