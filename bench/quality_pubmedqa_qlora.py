@@ -12,10 +12,11 @@ lora_dropout=0.05, device="cpu")`` (peft LoRA over transformers' Llama with bits
 ``create_dataloaders(..., packing=False)`` on instruction records and our ``Trainer``.
 
 Record (``--format``):
-- ``label_first`` (default): input = abstract (its tail kept to fit ``--max_length``; the RESULTS section comes
+- ``label_first``: input = abstract (its tail kept to fit ``--max_length``; the RESULTS section comes
   last) + question + "Answer yes, no or maybe, then give the conclusion."; output = ``"yes. <LONG_ANSWER>"``.
   The loader cuts the long answer's tail where the row exceeds ``--max_length``, never the label.
-- ``label_only``: the same input, output = the label alone (all of the loss on the decision).
+- ``label_only`` (default): the same input ("Answer yes, no or maybe."), output = the label alone (all of the loss
+  on the decision).
 
 Scoring (before and after): by likelihood, never by generating. The prediction is the argmax of the
 log-probabilities of the first answer token, ``yes`` / ``no`` / ``maybe`` (single tokens, as the tokenizer splits
@@ -23,18 +24,22 @@ log-probabilities of the first answer token, ``yes`` / ``no`` / ``maybe`` (singl
 hook, see :class:`AnswerTap`): the logits before the first output token depend on the prompt alone, so one pass
 gives both the accuracy and the held-out loss, with exactly the tokens training sees.
 "Before" is the freshly wrapped model, whose LoRA ``B`` matrices are zero, so it computes the base model (checked).
-The held-out loss is the Trainer's validation loss (token-weighted mean over the output tokens), before
-(``trainer.evaluate()`` ahead of training) and after.
+The held-out loss is the Trainer's validation loss (token-weighted mean over the output tokens, the chat template's
+end-of-turn included), before (``trainer.evaluate()`` ahead of training) and after. A secondary, prior-corrected
+accuracy (``--calibrate``) moves the model's mean p(label) over 100 training questions to the training label
+frequencies: it tells whether the scores rank questions at all, beyond a learned prior.
 
 CPU speed: gradient checkpointing (on by the product path: peft's ``prepare_model_for_kbit_training``) is turned
 off by default (``--gradient_checkpointing`` keeps it): it only saves memory, which a 135M model does not need,
 and costs a second forward pass. ``--mixed_precision bf16`` (default) is the Trainer's autocast (AMX/AVX512-BF16).
 
-Usage (about 25 min on 2 shared x86 cores: 1 min load, ~3 min scoring and loss before, the training budget,
-~3 min after; ``--max_minutes`` bounds the training, evaluations included)::
+Usage (17-20 min on 2 shared x86 cores with ``--threads 1``: ~10 s load, 1-2 min of evaluation before, the
+``--max_minutes`` training budget (its evaluations included), 1-2 min after). The recorded attempts::
 
     nice -n 10 .venv/bin/python bench/quality_pubmedqa_qlora.py --train 400 --held_out 100 --epochs 2 \\
-        --max_minutes 15 --name attempt1
+        --max_minutes 15 --threads 1 --format label_first --name "1: label_first L320 lr2e-4 bs4 15min"
+    ... --format label_only --name "2: label_only L320 lr2e-4 bs4 15min"         # the defaults
+    ... --format label_only --max_length 256 --lr 3e-4 --name "3: label_only L256 lr3e-4 bs4 15min"
 
 Each run adds (or replaces, by ``--name``) one entry in ``bench/results/quality_pubmedqa_qlora.json`` and prints
 the table of all entries.
@@ -245,13 +250,13 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=400)
     parser.add_argument("--held_out", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0, help="split shuffle and training seed")
-    parser.add_argument("--format", choices=sorted(INSTRUCTION), default="label_first")
+    parser.add_argument("--format", choices=sorted(INSTRUCTION), default="label_only")
     parser.add_argument("--max_length", type=int, default=320, help="tokens per row (abstract tail kept to fit)")
     parser.add_argument("--answer_room", type=int, default=24, help="tokens left for the output in each row")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--max_minutes", type=float, default=15.0, help="training budget (evaluations included)")
     parser.add_argument("--batch_size", type=int, default=4)
-    parser.add_argument("--gradient_accumulation_steps", type=int, default=2)
+    parser.add_argument("--gradient_accumulation_steps", type=int, default=1)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--warmup_steps", type=int, default=5)
     parser.add_argument("--mixed_precision", choices=["bf16", "none"], default="bf16")
