@@ -14,8 +14,10 @@ Per-step cost is the time between the starts of consecutive forward passes (a fo
 model): one whole optimizer step with data loading and the trainer's bookkeeping, not start-up or the final save.
 ``--warmup`` steps are dropped, then ``--steps`` are timed on each side; medians over all repeats. Wall time and
 this process's CPU time are both reported (the machine is shared: CPU time is the steadier figure). Peak RSS:
-the side's process's high-water mark (``VmHWM``) at the end, and after the model was loaded (the trainer's own
-share is the difference).
+the side's process's high-water mark (``VmHWM``): over the whole run (our Trainer writes its final checkpoint,
+``best/`` and ``final/`` at the end; transformers' is told to save nothing), up to the end of the timed steps, and
+after the model was loaded. The results file keeps a short summary of every earlier run (``previous_runs``): on
+a shared machine one run's ratio is not the whole story.
 
 GPU part (when ``torch.cuda.is_available()``; else a "no GPU: skipped" line): QLoRA on a Mistral-7B-shaped model
 (``MistralConfig()`` defaults) with random weights and no download. The model is built on the meta device
@@ -28,9 +30,11 @@ checkpointing, then ``get_peft_model``), theirs with those two peft calls direct
 Reported: peak ``torch.cuda.max_memory_allocated`` (target <= 6 GB) and tokens/s, each side in its subprocess.
 ``--tiny_gpu_on_cpu`` runs that code path on the CPU with a 2-layer Mistral, to check it without a GPU.
 
-Usage: nice -n 10 .venv/bin/python bench/bench_qlora.py [--steps 6] [--warmup 2] [--repeats 2] [--profile]
-(about 15 min on 2 shared x86 cores with the defaults: ~1 min of model load and ~15-30 s per step per side).
-``--profile`` also runs each side once under cProfile and prints where the time goes.
+Usage: nice -n 10 .venv/bin/python bench/bench_qlora.py --threads 1 [--steps 6] [--warmup 2] [--repeats 2]
+[--profile] [--bare]. About 7 min on 2 shared x86 cores with those (four side runs of ~10 s load + 9 steps of
+~10 s); ``--repeats 4`` about 14 min; ``--profile`` (each side once more under cProfile, printing where the time
+goes) and ``--bare`` (a plain PyTorch loop on the same model) add ~2 min per side run. On a shared machine
+``--threads 1`` keeps the steps steady (two threads wait on each other whenever one is descheduled).
 """
 
 from __future__ import annotations
@@ -103,6 +107,7 @@ class StepClock:
 
     def __init__(self, model: torch.nn.Module, cuda: bool) -> None:
         self.starts: list[tuple[float, float]] = []
+        self.rss: list[int] = []  # peak RSS so far at each forward start
         self.cuda = cuda
         model.register_forward_pre_hook(lambda *_: self.mark())
 
@@ -110,6 +115,7 @@ class StepClock:
         if self.cuda:
             torch.cuda.synchronize()
         self.starts.append((time.perf_counter(), time.process_time()))
+        self.rss.append(peak_rss_bytes())
 
     def durations(self, warmup: int, steps: int) -> list[tuple[float, float]]:
         pairs = [(b[0] - a[0], b[1] - a[1]) for a, b in zip(self.starts, self.starts[1:])]
@@ -279,6 +285,7 @@ def run_side(args: argparse.Namespace) -> dict:
         "gradient_checkpointing": bool(getattr(base_model, "is_gradient_checkpointing", False)),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "peak_rss_bytes": peak_rss_bytes(),
+        "peak_rss_timed_bytes": clock.rss[min(warmup + steps, len(clock.rss) - 1)],
         "peak_rss_after_load_bytes": rss_loaded,
     }
     if device.type == "cuda":
@@ -326,7 +333,9 @@ def summarise(runs: list[dict]) -> dict:
         "wall_s_per_step_all": [round(w, 2) for w in wall],
         "peak_rss_mib": round(max(r["peak_rss_bytes"] for r in runs) / 2**20),
         "peak_rss_after_load_mib": round(max(r["peak_rss_after_load_bytes"] for r in runs) / 2**20),
+        "peak_rss_timed_mib": round(max(r["peak_rss_timed_bytes"] for r in runs) / 2**20),
         "peak_rss_mib_per_run": [round(r["peak_rss_bytes"] / 2**20) for r in runs],
+        "peak_rss_timed_mib_per_run": [round(r["peak_rss_timed_bytes"] / 2**20) for r in runs],
         "rss_after_load_mib_per_run": [round(r["peak_rss_after_load_bytes"] / 2**20) for r in runs],
         "gradient_checkpointing": runs[0]["gradient_checkpointing"],
         "trainable_parameters": runs[0]["trainable_parameters"], "load_seconds": runs[0]["load_seconds"],
@@ -365,8 +374,10 @@ def print_table(title: str, block: dict) -> None:
           f"{sides['ours']['timed_steps']} timed steps per side)")
     print(f"{'':28}{'ours':>14}{'transformers':>14}{'ratio':>8}" + (f"{'bare loop':>12}" if "bare" in sides else ""))
     keys = [("tokens/s (wall)", "tokens_per_s_wall", True), ("tokens/s (CPU time)", "tokens_per_s_cpu", True),
-            ("s/step (wall)", "median_wall_s_per_step", False), ("peak RSS MiB", "peak_rss_mib", False),
-            ("RSS MiB after load", "peak_rss_after_load_mib", False)]
+            ("s/step (wall)", "median_wall_s_per_step", False),
+            ("peak RSS MiB, whole run", "peak_rss_mib", False),
+            ("peak RSS MiB, timed steps", "peak_rss_timed_mib", False),
+            ("peak RSS MiB after load", "peak_rss_after_load_mib", False)]
     if "peak_gpu_gib" in sides["ours"]:
         keys += [("peak GPU GiB (allocated)", "peak_gpu_gib", False), ("peak GPU GiB (reserved)",
                  "peak_gpu_reserved_gib", False), ("GPU GiB after build", "peak_gpu_after_build_gib", False)]
@@ -376,6 +387,26 @@ def print_table(title: str, block: dict) -> None:
         extra = f"{sides['bare'][key]:12g}" if "bare" in sides else ""
         print(f"{label:28}{a:14g}{b:14g}{ratio:7.2f}x{extra}")
     print("(ratio: ours/theirs for tokens/s, theirs/ours for time and memory; > 1 = ours better)")
+
+
+def previous_runs(path: Path) -> list[dict]:
+    """The earlier runs recorded in ``path``, each as a one-line summary (its own history carried on)."""
+    if not path.is_file():
+        return []
+    old = json.loads(path.read_text())
+    runs = old.get("previous_runs", [])
+    cpu = old.get("cpu")
+    if cpu:
+        sides = cpu["sides"]
+        runs.append({
+            "written": old.get("written"), "machine": old.get("machine"), "timed_steps": sides["ours"]["timed_steps"],
+            "tokens_per_s_wall": {s: v["tokens_per_s_wall"] for s, v in sides.items()},
+            "tokens_per_s_cpu": {s: v["tokens_per_s_cpu"] for s, v in sides.items()},
+            "ratio_tokens_per_s_wall": cpu["ratio_tokens_per_s_wall"],
+            "ratio_tokens_per_s_cpu": cpu["ratio_tokens_per_s_cpu"],
+            "peak_rss_mib": {s: v["peak_rss_mib"] for s, v in sides.items()},
+        })
+    return runs
 
 
 def machine() -> str:
@@ -417,7 +448,7 @@ def main() -> None:
         print("RESULT " + json.dumps(run_side(args)), flush=True)
         return
 
-    results: dict = {"machine": machine()}
+    results: dict = {"machine": machine(), "written": time.strftime("%Y-%m-%d %H:%M")}
     if not args.skip_cpu:
         results["cpu"] = compare("cpu", args, args.repeats)
         print_table("CPU: QLoRA SmolLM2-135M", results["cpu"])
@@ -441,6 +472,12 @@ def main() -> None:
     if args.tiny_gpu_on_cpu:
         print("(--tiny_gpu_on_cpu: results not written)")
         return
+    if "cpu_profiles" not in results and args.out.is_file():  # keep the latest profiles, saying from when
+        old = json.loads(args.out.read_text())
+        if "cpu_profiles" in old:
+            results["cpu_profiles"] = old["cpu_profiles"]
+            results["cpu_profiles_from_run"] = old.get("cpu_profiles_from_run", old.get("written"))
+    results["previous_runs"] = previous_runs(args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {args.out}")
