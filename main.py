@@ -31,6 +31,13 @@ MODES: dict[str, tuple[str, str]] = {
     "generate": ("scripts.generate", "generate text from a checkpoint, an HF directory or a .gguf file"),
     "quickstart": ("scripts.quickstart", "train the default model on the sample corpus, then generate from it"),
     "rag": ("scripts.rag", "index documents (build) and answer questions with numbered sources (ask)"),
+    "extract_text": ("scripts.extract_text", "PDF and EPUB papers -> clean text or Markdown, resumable"),
+    "download_papers": ("scripts.download_papers", "fetch papers and metadata from arXiv or PubMed, resumable"),
+    "prepare_dataset": ("scripts.prepare_dataset", "text -> train/val datasets: chunks, instructions, chat, personas"),
+    "evaluate": ("scripts.evaluate", "run a question bank through a model and score the answers"),
+    "compare": ("scripts.compare", "compare evaluation results: Markdown table and PNG chart"),
+    "pipeline": ("scripts.pipeline", "the paper workflow end to end: baseline, data, QLoRA, full, report"),
+    "serve": ("scripts.serve", "serve a model over HTTP: /predict and an OpenAI-compatible API"),
 }
 
 EXAMPLES = """examples:
@@ -109,6 +116,33 @@ def top_level_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def accept_both_spellings(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``argv`` with every ``--foo-bar`` / ``--foo_bar`` spelled the way ``parser`` knows it (both are accepted).
+
+    Only long flags the parser does not know as written are rewritten, and only when the other spelling is one it
+    knows; values (``--out-dir my-dir``), ``--flag=value`` values and everything after ``--`` stay as they are.
+    """
+    known = {s for action in parser._actions for s in action.option_strings}
+    fixed: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return fixed + argv[i:]
+        if arg.startswith("--") and len(arg) > 2:
+            name, eq, value = arg.partition("=")
+            if name not in known:
+                for other in (name[:2] + name[2:].replace("-", "_"), name[:2] + name[2:].replace("_", "-")):
+                    if other in known:
+                        arg = other + eq + value
+                        break
+        fixed.append(arg)
+    return fixed
+
+
+def run_as_script(mode: str) -> None:
+    """``python scripts/MODE.py ...`` from the project root: the same as ``python main.py MODE ...``."""
+    sys.exit(main([mode, *sys.argv[1:]]))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     mode, rest = _split_mode(argv)
@@ -132,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     module.add_arguments(parser)
     try:
-        args = parser.parse_args(rest)
+        args = parser.parse_args(accept_both_spellings(parser, rest))
     except UsageError as exc:  # one line, not the 20-line usage block
         print(f"error: {exc}", file=sys.stderr)
         return 2

