@@ -170,3 +170,15 @@ def test_folder_skips_empty_files_but_not_when_all_are_empty(tmp_path, caplog):
         load_and_split_data(folder, min_length=10)
     with pytest.raises(ValueError, match="is empty"):  # one file on its own must hold text
         load_and_split_data(folder / "a.txt")
+
+
+def test_jsonl_lines_end_at_newline_only(tmp_path):
+    """A JSON string may hold U+2029 (the shipped PubMedQA file does): it does not end the line."""
+    import json
+
+    from training.data.formats import read_jsonl
+
+    path = tmp_path / "para.jsonl"
+    path.write_text(json.dumps({"text": "one\u2029two\u2028three"}, ensure_ascii=False) + "\r\n"
+                    + json.dumps({"text": "four"}) + "\n", encoding="utf-8")
+    assert read_jsonl(path) == ["one\u2029two\u2028three", "four"]

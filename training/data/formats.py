@@ -122,7 +122,8 @@ def read_jsonl(path: str | os.PathLike, encoding_errors: str = "strict") -> list
         "\ufeff"
     )
     items: list[Item] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines end at "\n" only: str.splitlines() would also break inside strings holding U+2028/U+2029 or \x1c
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         where = f"line {number} of {str(path)!r}"
