@@ -8,9 +8,13 @@ came from: ``source`` (the path relative to the folder given), ``chunk`` (its nu
 field, else a text file's first Markdown heading, else its first line when that is short and reads like a
 title, else its file name).
 
-Other formats plug in through :func:`register_reader` (the paper workflow's PDF/EPUB readers: ``suffix ->
-function(path) -> str``). In a folder, files with no reader are skipped and counted; a single such file is an
-InputError.
+``.pdf`` and ``.epub`` files are read by :mod:`rag.readers` (PyMuPDF / ebooklib, imported only when such a file
+is read; without them a MissingDependencyError names ``pip install -e ".[papers]"``): cleaned text with headings
+as Markdown ``#`` lines. In a folder, a PDF/EPUB those readers refuse (scanned: needs OCR, encrypted, broken) is
+skipped with a warning and listed in ``Corpus.unreadable``; a single such file is an InputError.
+
+Other formats plug in through :func:`register_reader` (``suffix -> function(path) -> str``). In a folder, files
+with no reader are skipped and counted; a single such file is an InputError.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 
 from minillm.errors import InputError
 
+from .readers.errors import DocumentError
 from .splitters import DocumentProcessor
 
 logger = logging.getLogger(__name__)
@@ -40,8 +45,15 @@ def _read_plain(path: Path) -> str:
     return read_text(path, allow_empty=True)
 
 
+def _read_paper(path: Path) -> str:
+    from .readers import read_document  # PyMuPDF / ebooklib load only when a PDF or EPUB is read
+
+    return read_document(path, "txt")
+
+
 #: suffix (lower-case, with the dot) -> reader returning the document's text
-READERS: dict[str, Callable[[Path], str]] = {".txt": _read_plain, ".md": _read_plain}
+READERS: dict[str, Callable[[Path], str]] = {".txt": _read_plain, ".md": _read_plain, ".pdf": _read_paper,
+                                             ".epub": _read_paper}
 
 
 def register_reader(suffix: str, reader: Callable[[Path], str]) -> None:
@@ -65,6 +77,7 @@ class Corpus:
     files: int = 0
     documents: int = 0
     skipped: dict[str, int] = field(default_factory=dict)  # suffix -> files without a reader
+    unreadable: dict[str, str] = field(default_factory=dict)  # source -> why its reader refused it
 
     def add(self, text: str, meta: dict[str, Any]) -> None:
         self.texts.append(text)
@@ -139,13 +152,20 @@ def load_corpus(path: str | os.PathLike, processor: DocumentProcessor, text_fiel
         iterator = tqdm(files, desc="reading", unit="file", disable=len(files) < 2)
     for file in iterator:
         source = str(file.relative_to(root))
-        corpus.files += 1
         if file.suffix.lower() in JSONL_SUFFIXES:
             documents = [(text, {"title": fields.get("title"), **fields, "line": number})
                          for number, text, fields in _jsonl_records(file, text_field)]
         else:
-            text = READERS[file.suffix.lower()](file)
+            try:
+                text = READERS[file.suffix.lower()](file)
+            except DocumentError as exc:  # a scanned, encrypted or broken PDF/EPUB: skip it in a folder
+                if len(files) == 1 and Path(path).is_file():
+                    raise
+                corpus.unreadable[source] = str(exc)
+                logger.warning("skipped %s (%s)", source, exc)
+                continue
             documents = [(text, {"title": _title(text, file)})]
+        corpus.files += 1
         for text, meta in documents:
             corpus.documents += 1
             for number, chunk in enumerate(processor.chunks(text)):

@@ -1,7 +1,8 @@
 """rag: build a document index, then answer questions over it with numbered sources.
 
-``rag build --docs DIR_OR_FILE --index_path PATH`` reads .txt/.md files (and .jsonl, one document per line with a
-text field; other formats through :func:`rag.corpus.register_reader`), splits them (:mod:`rag.chunking`), embeds
+``rag build --docs DIR_OR_FILE --index_path PATH`` reads .txt/.md files, .pdf and .epub papers (cleaned text through
+:mod:`rag.readers`; a scanned, encrypted or broken one is skipped with a warning), and .jsonl (one document per line
+with a text field; other formats through :func:`rag.corpus.register_reader`), splits them (:mod:`rag.chunking`), embeds
 the chunks with a progress bar and saves a :class:`rag.document_store.SimpleDocumentStore`. ``rag ask --index_path
 PATH --query "..."`` retrieves the best passages and streams a cited answer from a model (default SmolLM2), then
 prints the numbered sources; ``--retrieve_only`` prints the passages and loads no model. With no action, the shipped
@@ -21,7 +22,7 @@ from minillm.errors import InputError
 EXAMPLES = """examples:
   python main.py rag                                    # index the shipped PubMedQA abstracts once, ask SmolLM2
   python main.py rag --query "Does aspirin prevent stroke?"          # the same index, your question
-  python main.py rag build --docs notes/ --index_path indexes/notes  # .txt/.md files (recursively) and .jsonl
+  python main.py rag build --docs notes/ --index_path indexes/notes  # .txt/.md/.pdf/.epub (recursively), .jsonl
   python main.py rag build --docs papers.jsonl --text_field abstract --index_path indexes/papers --embedder hashed
   python main.py rag ask --index_path indexes/notes --query "What is RAG?"
   python main.py rag ask --index_path indexes/notes --query "What is RAG?" --retrieve_only --top_k 5
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="build an index or ask a question (default: build the PubMedQA sample once, then ask)")
     parser.add_argument("--index_path", default=None, help="the index folder (default: the cached sample index)")
     build = parser.add_argument_group("build")
-    build.add_argument("--docs", default=None, help="a file or folder of .txt/.md/.jsonl documents "
+    build.add_argument("--docs", default=None, help="a file or folder of .txt/.md/.pdf/.epub/.jsonl documents "
                                                     "(default: the shipped PubMedQA dev abstracts)")
     build.add_argument("--text_field", default="text", help="the JSONL field holding each document's text")
     build.add_argument("--embedder", choices=EMBEDDERS, default="minilm",
@@ -133,6 +134,8 @@ def build_index(args: argparse.Namespace, docs: Path, index_path: Path) -> Any:
     store.compute_embeddings(batch_size=args.batch_size, show_progress=True)
     store.save(str(index_path))
     skipped = f"; skipped {sum(corpus.skipped.values())} file(s) with no reader" if corpus.skipped else ""
+    if corpus.unreadable:
+        skipped += f"; skipped {len(corpus.unreadable)} unreadable PDF/EPUB file(s)"
     print(f"indexed {len(corpus.texts)} chunks from {corpus.documents} document(s) in {corpus.files} file(s) "
           f"into {index_path}{skipped}", file=sys.stderr)
     return store

@@ -24,7 +24,7 @@ DOCS = {
         {"text": "Regular exercise lowered blood pressure in patients with hypertension over a year.",
          "title": "Exercise and blood pressure", "pmid": "2"},
     ]) + "\n",
-    "notes/figure.pdf": "%PDF-1.4 not read: no PDF reader is registered here",
+    "notes/figure.png": "not read: no reader for images",
 }
 
 
@@ -133,8 +133,8 @@ def test_bad_input_is_one_line_and_exit_2(argv, fragment, capsys, tmp_path, monk
 
 def test_unreadable_documents_are_one_line_errors(corpus, tmp_path, capsys):
     base = ["--index_path", str(tmp_path / "i"), "--embedder", "hashed"]
-    err = one_line_error(["rag", "build", "--docs", str(corpus / "figure.pdf"), *base], capsys)
-    assert "no reader for .pdf" in err and ".jsonl, .md, .txt" in err
+    err = one_line_error(["rag", "build", "--docs", str(corpus / "figure.png"), *base], capsys)
+    assert "no reader for .png" in err and ".epub, .jsonl, .md, .pdf, .txt" in err
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine"}\n{"body": "no text field"}\n')
     err = one_line_error(["rag", "build", "--docs", str(bad), *base], capsys)
