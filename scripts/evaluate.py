@@ -93,7 +93,7 @@ def default_label(model_path: str, adapter_name: str | None) -> str:
 def main(args: argparse.Namespace) -> int:
     from minillm.devices import resolve_device
     from minillm.hf.streaming import can_generate
-    from scripts.generate import _adapter_specs, _with_adapters
+    from scripts.generate import adapter_specs, with_adapters
     from training.evaluation.answering import GenerationOptions
     from training.evaluation.question_bank import load_bank
     from training.evaluation.results import RunIdentity
@@ -115,7 +115,7 @@ def main(args: argparse.Namespace) -> int:
     adapter_args = argparse.Namespace(adapter=[args.adapter] if args.adapter else None, use=None,
                                       checkpoints_root=args.checkpoints_root, any_adapter_base=args.any_adapter_base,
                                       verbose=args.verbose)
-    adapters = _adapter_specs(adapter_args, args.model_path)  # a bad --adapter fails before the model loads
+    adapters = adapter_specs(adapter_args, args.model_path)  # a bad --adapter fails before the model loads
     label = args.label or default_label(args.model_path, adapters[0][0] if adapters else None)
     output = Path(args.output or Path("results") / f"{re.sub(r'[^A-Za-z0-9_.+-]', '_', label)}.json")
     run = RunIdentity(label=label, model=str(args.model_path), adapter=args.adapter)
@@ -130,7 +130,7 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"{args.model_path} holds a {type(model).__name__}, which does not generate text; "
                          "evaluate a decoder checkpoint or a causal LM")
     if adapters:
-        model = _with_adapters(model, args.model_path, adapters, adapter_args)
+        model = with_adapters(model, args.model_path, adapters, adapter_args)
     request = None
     if args.perplexity_data is not None:
         request = PerplexityRequest(args.perplexity_data, window=args.perplexity_window,

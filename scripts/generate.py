@@ -82,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
     if model_path is None:  # the run (train or continue) that saved a model last
         model_path = newest_run(Path(args.checkpoints_root), with_model=True) or "smollm2"
         print(f"[using {model_path}]", file=sys.stderr)
-    adapters = _adapter_specs(args, model_path)  # bad --adapter values fail before the model loads
+    adapters = adapter_specs(args, model_path)  # bad --adapter values fail before the model loads
     model, tokenizer = load_model_and_tokenizer(str(model_path), tokenizer_path=args.tokenizer_path, device=device)
     if tokenizer is None:
         raise InputError(f"{model_path} has no tokenizer.json; pass --tokenizer_path")
@@ -90,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"{model_path} holds a {type(model).__name__}, which does not generate text; "
                          "use a decoder checkpoint or a causal LM")
     if adapters or args.use is not None:
-        model = _with_adapters(model, model_path, adapters, args)
+        model = with_adapters(model, model_path, adapters, args)
     prompt = args.prompt
     if args.chat:
         messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
@@ -126,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _adapter_specs(args: argparse.Namespace, model_path: str | Path) -> list[tuple[str, Path]]:
+def adapter_specs(args: argparse.Namespace, model_path: str | Path) -> list[tuple[str, Path]]:
     """``(name, directory)`` of every ``--adapter``, in order; InputError for a bad one or a repeated name."""
     if not args.adapter:
         return []
@@ -150,7 +150,7 @@ def _adapter_specs(args: argparse.Namespace, model_path: str | Path) -> list[tup
     return specs
 
 
-def _base_name(model_path: str | Path) -> str | None:
+def adapter_base_name(model_path: str | Path) -> str | None:
     """The name adapters must name as their base: the resolved model directory (or alias, hub id); None for an
     adapter directory (its own adapter_config.json names the base)."""
     from minillm.hf.aliases import is_alias
@@ -167,12 +167,12 @@ def _base_name(model_path: str | Path) -> str | None:
         return str(model_path)
 
 
-def _with_adapters(model: object, model_path: str | Path, adapters: list[tuple[str, Path]],
-                   args: argparse.Namespace) -> object:
+def with_adapters(model: object, model_path: str | Path, adapters: list[tuple[str, Path]],
+                  args: argparse.Namespace) -> object:
     """``model`` with every adapter loaded and ``--use`` (default: the last adapter) switched on."""
     from minillm.hf.adapters import AdapterSet
 
-    adapter_set = AdapterSet(model, base_name=_base_name(model_path), check_base=not args.any_adapter_base)
+    adapter_set = AdapterSet(model, base_name=adapter_base_name(model_path), check_base=not args.any_adapter_base)
     for name, directory in adapters:
         adapter_set.load(name, directory)
     chosen = args.use if args.use is not None else (adapters[-1][0] if adapters else adapter_set.active)

@@ -86,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
     import uvicorn
 
     from minillm.devices import resolve_device
-    from scripts.generate import _adapter_specs, _base_name
+    from scripts.generate import adapter_base_name, adapter_specs
     from scripts.serving.app import create_app
     from scripts.serving.engine import Engine
     from scripts.serving.rag_sources import open_index
@@ -94,10 +94,10 @@ def main(args: argparse.Namespace) -> int:
 
     _check(args)
     device = str(resolve_device(args.device))
-    adapters = _adapter_specs(args, args.model_path)  # bad --adapter values fail before the model loads
+    adapters = adapter_specs(args, args.model_path)  # bad --adapter values fail before the model loads
     index = open_index(Path(args.index_path)) if args.index_path else None
     served = load_served_model(args.model_path, adapters, args.tokenizer_path, device,
-                               base_name=_base_name(args.model_path) if adapters else None,
+                               base_name=adapter_base_name(args.model_path) if adapters else None,
                                check_base=not args.any_adapter_base)
     engine = Engine(served, max_batch_size=args.max_batch_size, batch_wait_s=args.batch_wait_ms / 1000)
     app = create_app(engine, index=index, api_key=args.api_key, max_request_bytes=args.max_request_bytes,
