@@ -88,6 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--questions", default=None, help="the question bank (default: the shipped autoimmune bank)")
     parser.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated steps to run [{','.join(STEPS)}]")
     parser.add_argument("--fast", action="store_true", help="small budgets: the whole run in about 20 minutes on CPU")
+    parser.add_argument("--max_steps", type=int, default=None,
+                        help="optimizer steps per training run (instead of --fast's 3 minutes or the full presets)")
     parser.add_argument("--redo", action="store_true", help="run the chosen steps again even when done")
     parser.add_argument("--verbose", action="store_true")
 
@@ -148,7 +150,8 @@ def _train(plan: Plan, name: str, qlora: bool) -> list[list[str]]:
         return [["train", "--resume", str(run)]]
     return [["train", "--model", plan.args.model, *(["--qlora"] if qlora else []), "--train_data",
              str(plan.data_dir / "train.json"), "--eval_data", str(plan.data_dir / "val.json"), "--output_dir",
-             str(run), *_flag("max_minutes", plan.budget("train_minutes")),
+             str(run), *(_flag("max_steps", plan.args.max_steps) if plan.args.max_steps else
+                         _flag("max_minutes", plan.budget("train_minutes"))),
              *_flag("max_seq_len", plan.budget("max_seq_len")), "--overwrite"]]
 
 
@@ -199,6 +202,8 @@ def main(args: argparse.Namespace) -> int:
     from main import main as run_mode
 
     steps = _steps(args.steps)
+    if args.max_steps is not None and args.max_steps < 1:
+        raise InputError(f"--max_steps {args.max_steps} is out of range; it must be an integer >= 1")
     if args.papers and not Path(args.papers).is_dir():
         raise NotADirectoryError(f"--papers {args.papers!r} is not a folder of PDF/EPUB files")
     work = Path(args.work_dir)
