@@ -45,7 +45,7 @@ STEPS = ("baseline", "papers", "dataset", "qlora", "qlora_test", "full", "full_t
 SAMPLE = Path(__file__).resolve().parent.parent / "rag" / "sample_data" / "pubmedqa_dev.jsonl"
 # (--fast, default) budgets
 BUDGETS = {
-    "documents": (40, None), "max_new_tokens": (64, 200), "train_minutes": (3.0, None), "max_seq_len": (256, 512),
+    "documents": (200, None), "max_new_tokens": (64, 200), "train_minutes": (5.0, None), "max_seq_len": (256, 512),
     "max_samples": (200, None),
 }
 

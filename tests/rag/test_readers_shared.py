@@ -57,6 +57,24 @@ def test_epub_coverage_against_an_independent_conversion(extracted):
         assert recall(epub_reference_text(folder / name), extracted["texts"][name]) >= EPUB_MIN, name
 
 
+# A reference for Frankenstein made by hand from its spine and XHTML (a public-domain text): the book's sections in
+# reading order, and the first and last sentences of the story, which must come in that order, once each.
+FRANKENSTEIN_SECTIONS = [f"## Letter {n}" for n in range(1, 5)] + [f"## Chapter {n}" for n in range(1, 25)]
+FRANKENSTEIN_FIRST = ("You will rejoice to hear that no disaster has accompanied the commencement of an enterprise "
+                      "which you have regarded with such evil forebodings.")
+FRANKENSTEIN_LAST = "He was soon borne away by the waves and lost in darkness and distance."
+
+
+def test_epub_against_a_hand_made_reference_of_reading_order(extracted):
+    text = extracted["texts"]["pg84-frankenstein.epub"]
+    headings = [line for line in text.splitlines() if line.startswith(("## Letter", "## Chapter"))]
+    assert headings == FRANKENSTEIN_SECTIONS  # every section once, in spine order
+    body = " ".join(text.split())
+    assert body.count(FRANKENSTEIN_FIRST) == 1 and body.count(FRANKENSTEIN_LAST) == 1
+    assert body.index("## Letter 1") < body.index(FRANKENSTEIN_FIRST) < body.index("## Chapter 24") < \
+        body.index(FRANKENSTEIN_LAST) < body.index("## THE FULL PROJECT GUTENBERG LICENSE")
+
+
 def test_two_column_paper_reads_column_by_column_with_headings(extracted):
     text = extracted["texts"]["the-google-file-system.pdf"]
     # page 2: 2.1 fills the left column, 2.2 tops the right one (higher on the page than the end of 2.1)
