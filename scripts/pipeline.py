@@ -133,7 +133,7 @@ def _papers(plan: Plan) -> list[list[str]]:
 def _write_sample_documents(folder: Path, limit: int | None) -> None:
     """The shipped PubMedQA abstracts as one Markdown file each (title heading, then the abstract)."""
     folder.mkdir(parents=True, exist_ok=True)
-    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    lines = [line for line in SAMPLE.read_text(encoding="utf-8").split("\n") if line.strip()]  # not splitlines: U+2029
     for line in lines[:limit]:
         record = json.loads(line)
         atomic_write_text(folder / f"pubmed-{record['pmid']}.md", f"# {record['title']}\n\n{record['text']}\n")
