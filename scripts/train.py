@@ -40,6 +40,7 @@ PRESET_FOR = {"decoder_only": "tiny", "encoder_only": "bert-tiny", "encoder_deco
 
 EXAMPLES = """examples:
   python main.py train                                       # the shipped sample (Tiny Shakespeare), ~10 min on 2 cores
+  python main.py train --data_path notes.txt --max_minutes 30  # the recipe sizes the model for 30 minutes
   python main.py --mode train --data_path ./data/train.txt --early_stopping_patience 5
   python main.py train --data_path notes/ --preset small --max_seq_len 256 --epochs 20
   python main.py train --data_path chats.jsonl --tokenizer_path smollm2_tokenizer/ --lr 3e-4
@@ -85,7 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "batch_size", "rows per batch [32]", type=int)
     add_flag(parser, "epochs", "maximum epochs [10]", type=int)
     add_flag(parser, "max_steps", "stop after this many optimizer steps", type=int)
-    add_flag(parser, "max_minutes", "stop (and save) after this many minutes", type=float)
+    add_flag(parser, "max_minutes", "stop (and save) after this many minutes; without a model-size flag the "
+             "budget-aware recipe (training/recipe.py) then picks model, vocabulary, context, batch and schedule",
+             type=float)
     add_flag(parser, "lr", "peak learning rate [1e-3]", type=float)
     add_flag(parser, "warmup_steps", "linear warm-up steps [100] (with --max_minutes: at most a tenth of the plan)",
              type=int)
@@ -134,12 +137,31 @@ def main(args: argparse.Namespace) -> int:
             settings["max_minutes"] = SAMPLE_BUDGET_MINUTES
         print(f"data: the shipped sample {SAMPLE_DATA.name} (training budget {settings['max_minutes']} min; "
               "--data_path for your own, --max_minutes to change)", file=sys.stderr)
+    _apply_recipe(args, settings)
     settings["preset"] = settings["preset"] or PRESET_FOR[settings["model_type"]]
     if not settings["checkpoint_dir"]:
         stem = Path(settings["data_path"]).stem or "run"
         settings["checkpoint_dir"] = str(Path("checkpoints") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     run = prepare_run(settings, fresh=True)  # a start that fails validation leaves nothing behind
     return _train(run, resume_from=None)
+
+
+def _apply_recipe(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    """With a time budget and no model-size flag, let the budget-aware recipe (training/recipe.py) choose the model,
+    vocabulary, context, batch and schedule; every flag typed or set by --config keeps its value."""
+    from training.recipe import choose_recipe, corpus_bytes, recipe_applies
+
+    typed = set(vars(args)) - {"config"}
+    if getattr(args, "config", None):
+        typed |= set(read_config_file(args.config))
+    if not recipe_applies(settings, typed):
+        return
+    plain_text = Path(settings["data_path"]).suffix.lower() not in (".jsonl", ".json")
+    recipe = choose_recipe(settings["max_minutes"], corpus_bytes(settings["data_path"]), plain_text=plain_text)
+    for key, value in recipe.settings().items():
+        if key not in typed:
+            settings[key] = value
+    print(recipe.describe(), file=sys.stderr)
 
 
 def _finetune(args: argparse.Namespace, first: dict[str, Any]) -> int:

@@ -33,7 +33,11 @@ def isolated_rng(device: torch.device | None = None, seed: int | None = None) ->
 
 
 def set_epoch(loader: Any, epoch: int, seed: int) -> None:
-    """Seed the loader's sampler(s) for ``epoch`` (no-op for plain lists)."""
+    """Seed the loader's sampler(s) for ``epoch`` (no-op for plain lists), and tell its dataset the epoch when it
+    varies by epoch (packed token windows shift their boundaries: :class:`training.data.windows.TokenWindowDataset`)."""
+    dataset = getattr(loader, "dataset", None)
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
     samplers = [getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None)]
     for sampler in {id(s): s for s in samplers if s is not None}.values():
         if hasattr(sampler, "set_epoch"):

@@ -2,7 +2,10 @@
 
 ``TokenWindowDataset(store, max_length, mode)`` with mode
 
-* ``"packed"`` (clm): row ``i`` is ``tokens[i*T:(i+1)*T]`` of the stream ``eos A eos B ... eos``; ``segment_ids``
+* ``"packed"`` (clm): row ``i`` is ``tokens[s + i*T : s + (i+1)*T]`` of the stream ``eos A eos B ... eos``,
+  where the shift ``s`` is 0 in epoch 0 and moves by about 0.62 T each epoch (:meth:`set_epoch`), so a model
+  trained for many epochs never sees the same windows twice in a row (the sweep in bench/sweep_recipe.py measured
+  what fixed windows cost: they are memorized); ``segment_ids``
   number the documents inside the row (each ``eos`` opens the next document, like a BOS), so attention never
   crosses documents and positions restart per document. ``labels == input_ids``: the model's internal shift
   makes every token a target, predicted from its own document, except each separator ``eos``, which is
@@ -32,6 +35,7 @@ from .text import check_errors_mode, iter_paragraphs, list_text_files
 from .tokens import FORMAT, VERSION, TokenStore, batched, build_store, encode_many, tokenizer_fingerprint
 
 MODES = ("packed", "documents", "mlm")
+SHIFT_FRACTION = 0.618034  # the golden ratio's fraction: epoch shifts spread evenly over a window
 
 
 class TokenWindowDataset(Dataset):
@@ -57,6 +61,7 @@ class TokenWindowDataset(Dataset):
                 count -= 1
             self._starts = None
             self._count = count
+            self._shift = 0
         else:
             self._starts, self._lengths = self._document_rows()
             self._count = len(self._starts)
@@ -80,11 +85,24 @@ class TokenWindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self._rows)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Shift packed windows for ``epoch`` (deterministic, so a resumed run reads the same rows).
+
+        >>> [round(((e * 0.618034) % 1) * 100) for e in range(4)]   # shifts for T=100
+        [0, 62, 24, 85]
+        """
+        if self._starts is None:
+            self._shift = int(((epoch * SHIFT_FRACTION) % 1.0) * self.max_length)
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         row = self._rows[index]
         if self._starts is None:
-            start = row * self.max_length
-            ids = np.asarray(self.store.tokens[start : start + self.max_length], dtype=np.int64)
+            # a shifted row never reads past this dataset's last row (a split's train rows stop where val begins)
+            limit = min(len(self.store.tokens), (self._rows[-1] + 1) * self.max_length)
+            start = row * self.max_length + self._shift
+            if start + 2 > limit:  # the shifted last row would be (almost) empty: read it unshifted
+                start = row * self.max_length
+            ids = np.asarray(self.store.tokens[start : min(start + self.max_length, limit)], dtype=np.int64)
             positions = np.arange(start, start + len(ids))
             doc = np.searchsorted(self.store.doc_starts, positions, side="right") - 1
             input_ids = torch.from_numpy(ids)
