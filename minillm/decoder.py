@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -19,11 +20,21 @@ from .attention import Attention, KVCache, padding_and_causal_mask
 from .checkpoint import PretrainedMixin, register_family
 from .config import ModelConfig, coerce_config
 from .convert import llama as llama_convert
-from .decoding import DecodeStep, decode_matmul, prepare_decoding_weights, supports_fused_decoding
+from .decoding import DecodeStep, head_matmul, prepare_decoding_weights, supports_fused_decoding
 from .generation import GenerationMixin, GenerationSettings, StepFn
 from .layers import GatedMLP, RMSNorm, RotaryEmbedding
 from .losses import causal_lm_loss
 from .outputs import ModelOutput
+
+
+def _loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token loss. Under ``torch.compile`` the plain ``F.cross_entropy`` (Inductor fuses it with the head);
+    eagerly :func:`~minillm.losses.causal_lm_loss`, whose hand-written backward keeps CPU buffers between steps
+    and is not meant to be traced. Same value and gradient either way."""
+    if torch.compiler.is_compiling():
+        shift = F.pad(labels, (0, 1), value=-100)[:, 1:]  # (B, T): position t predicts token t+1
+        return F.cross_entropy(logits.float().flatten(0, 1), shift.flatten(), ignore_index=-100)
+    return causal_lm_loss(logits, labels)
 
 
 class DecoderLayer(nn.Module):
@@ -153,7 +164,7 @@ class DecoderOnlyModel(GenerationMixin, PretrainedMixin, nn.Module):
             logits = head(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:2], -1)  # (B, T|1, V)
         else:
             logits = self.lm_head(x)  # (B, T|1, V)
-        loss = causal_lm_loss(logits, labels) if labels is not None else None
+        loss = _loss(logits, labels) if labels is not None else None
         return ModelOutput(logits=logits, loss=loss)
 
     @staticmethod
@@ -177,7 +188,8 @@ class DecoderOnlyModel(GenerationMixin, PretrainedMixin, nn.Module):
     ) -> tuple[StepFn, torch.Tensor, torch.Tensor]:
         """The first step runs the prompt through the model into a KV cache; each later step is a
         :class:`~minillm.decoding.DecodeStep` (fused projections, one token per row), or another cached forward
-        when the projections are wrapped (adapters, quantized layers)."""
+        when the projections are wrapped (adapters, 4-bit layers); int8 projections
+        (:func:`~minillm.int8_weights.quantize_int8`) take the fused step too."""
         B, T = input_ids.shape
         cache = KVCache(self.config.num_layers, T + settings.max_new_tokens)
         mask = attention_mask
@@ -185,7 +197,7 @@ class DecoderOnlyModel(GenerationMixin, PretrainedMixin, nn.Module):
             mask = None
         # Fusing q/k/v and gate/up happens once, here, outside inference mode (training afterwards works).
         layers = prepare_decoding_weights(self) if supports_fused_decoding(self) else None
-        head = decode_matmul(self.lm_head.weight.detach()) if type(self.lm_head) is nn.Linear else None
+        head = head_matmul(self.lm_head)
         decode: DecodeStep | None = None
 
         def step(new_ids: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,7 @@ from torch import nn
 from minillm.errors import InputError
 
 from .attention import KVCache
+from .int8_weights import Int8Linear, int8_matmul
 from .layers import activation
 
 MatmulFn = Callable[[torch.Tensor], torch.Tensor]
@@ -148,9 +149,34 @@ def _block_projections(layer: nn.Module) -> list[nn.Module]:
 
 
 def supports_fused_decoding(model: nn.Module) -> bool:
-    """True when every block projection is a plain ``nn.Linear``; adapter-wrapped or quantized projections
-    (LoRA, 4-bit) keep their own forward, so generation then steps through the modules instead."""
-    return all(type(m) is nn.Linear for layer in model.model.layers for m in _block_projections(layer))
+    """True when every block projection is a plain ``nn.Linear``, or every one an
+    :class:`~minillm.int8_weights.Int8Linear`; adapter-wrapped or other quantized projections (LoRA, 4-bit) keep
+    their own forward, so generation then steps through the modules instead."""
+    kinds = {type(m) for layer in model.model.layers for m in _block_projections(layer)}
+    return kinds in ({nn.Linear}, {Int8Linear})
+
+
+def int8_decode_matmul(modules: Sequence[Int8Linear]) -> MatmulFn:
+    """One product for int8 ``modules`` that share an input, over their fused rows (see
+    :func:`~minillm.int8_weights.quantize_int8`); a group whose rows are not one block runs module by module."""
+    q = fused_rows([m.weight_int8 for m in modules])
+    scales = fused_rows([m.scales for m in modules])
+    has_bias = [m.bias is not None for m in modules]
+    bias = fused_rows([m.bias for m in modules]) if all(has_bias) else None
+    if q is None or scales is None or (any(has_bias) and bias is None):
+        return lambda x: torch.cat([m(x) for m in modules], dim=-1)
+    if bias is None:
+        return lambda x: int8_matmul(x, q, scales)
+    return lambda x: int8_matmul(x, q, scales) + bias
+
+
+def head_matmul(head: nn.Module) -> MatmulFn | None:
+    """The decoding product of an output head: a plain or int8 linear; None for anything else."""
+    if type(head) is nn.Linear:
+        return decode_matmul(head.weight.detach())
+    if isinstance(head, Int8Linear):
+        return int8_decode_matmul([head])
+    return None
 
 
 def prepare_decoding_weights(model: nn.Module) -> list[LayerWeights]:
@@ -162,6 +188,18 @@ def prepare_decoding_weights(model: nn.Module) -> list[LayerWeights]:
     layers = []
     for layer in model.model.layers:
         attn, mlp = layer.self_attn, layer.mlp
+        if isinstance(attn.q_proj, Int8Linear):
+            layers.append(
+                LayerWeights(
+                    input_norm=layer.input_layernorm.weight.detach(),
+                    qkv=int8_decode_matmul([attn.q_proj, attn.k_proj, attn.v_proj]),
+                    out=int8_decode_matmul([attn.o_proj]),
+                    post_norm=layer.post_attention_layernorm.weight.detach(),
+                    gate_up=int8_decode_matmul([mlp.gate_proj, mlp.up_proj]),
+                    down=int8_decode_matmul([mlp.down_proj]),
+                )
+            )
+            continue
         layers.append(
             LayerWeights(
                 input_norm=layer.input_layernorm.weight.detach(),

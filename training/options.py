@@ -28,6 +28,11 @@ class TrainerOptions:
     - ``mixed_precision`` [None] "bf16" (CUDA with bf16 support, CPU, MPS), "fp16" (CUDA, with a grad scaler) or
       "auto" (bf16 where the hardware runs it natively, else full precision).
     - ``gradient_checkpointing`` [False] calls ``model.gradient_checkpointing_enable()``.
+    - ``compile`` [False] runs the training forward (and so its backward) through ``torch.compile``. Only the
+      Trainer's own call is compiled: ``model`` itself is left as it is, so checkpoints keep their plain key names
+      (no ``_orig_mod.`` prefix), evaluation and generation run eagerly, and resume works as without it. The
+      first updates pay the compilation (tens of seconds on a CPU); a batch of a new shape (a short last batch)
+      compiles once more.
     - ``eval_every`` / ``save_every`` [None = at the end of every epoch] in optimizer updates;
       ``log_every`` [10] updates between metric records and progress-bar refreshes.
     - ``save_total_limit`` [3] how many ``checkpoint-STEP`` directories to keep (None keeps all).
@@ -57,6 +62,7 @@ class TrainerOptions:
     max_grad_norm: float | None = 1.0
     mixed_precision: str | None = None
     gradient_checkpointing: bool = False
+    compile: bool = False
     eval_every: int | None = None
     save_every: int | None = None
     log_every: int = 10
@@ -88,6 +94,8 @@ class TrainerOptions:
             raise InputError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.max_grad_norm is not None and self.max_grad_norm < 0:
             raise InputError(f"max_grad_norm must be >= 0 or None, got {self.max_grad_norm!r}")
+        if not isinstance(self.compile, bool):
+            raise InputError(f"compile must be True or False, got {self.compile!r}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise InputError(f"mixed_precision {self.mixed_precision!r} is unknown; use None, 'auto', 'bf16' or 'fp16'")
         if self.optimizer_factory is not None and not callable(self.optimizer_factory):

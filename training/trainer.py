@@ -119,6 +119,8 @@ class Trainer(CheckpointingMixin, EvaluationMixin):
         self.val_dataloader = shard_loader(val_dataloader, self.dist, opts.seed)
         self.learning_rate = float(learning_rate)
         self._engine = wrap_model(model, self.device, self.dist, opts.fsdp)  # FSDP shards in place: before AdamW
+        if opts.compile:  # compiles the Trainer's calls only; self.model (saved, evaluated) stays the plain module
+            self._engine = torch.compile(self._engine)
         self._fsdp = opts.fsdp and self.dist.enabled
         self.optimizer = build_optimizer(model, self.learning_rate, opts.weight_decay, opts.adam_betas, opts.adam_eps,
                                          opts.optimizer_factory)
