@@ -1,23 +1,40 @@
-"""The sweep behind ``train``'s budget-aware recipe (training/recipe.py): model size x vocabulary x budget on Tiny
-Shakespeare, each run through ``main.py train`` and scored on the held-out last 10% in bits per character.
+"""The sweep behind ``train``'s budget-aware recipe (training/recipe.py): model size x vocabulary x optimizer x
+budget on Tiny Shakespeare, each run through ``main.py train`` and scored on the held-out last 10% in bits per
+character.
+
+Two kinds of runs:
+
+* **budget runs** (``RUNS``, the first sweep, AdamW): ``--max_minutes B``, serial, on the whole machine. The
+  budget is wall-clock time, so a busy machine spoils them (the JSON keeps each run's load).
+* **update runs** (``UPDATE_RUNS``, the Muon sweep): a fixed number of updates (``--max_steps``), one torch thread
+  each, ``--parallel`` at a time. Their result does not depend on the machine's load. Each stands for the budget
+  that many updates take on 2 quiet cores: ``minutes = updates / rate``, where ``rate`` is the configuration's
+  update rate measured by ``--measure_rates`` (a 240-update run on 2 threads, alone, median of the logged
+  tokens/s). The recipe's own time-budget runs (bench/quality_tinyshakespeare.py) check those minutes.
 
 Each run is recorded in ``bench/results/recipe_sweep.json`` as soon as it ends (a rerun skips recorded runs, so an
-interrupted sweep resumes), and ``bench/results/recipe_sweep.png`` plots bits/char against minutes. Runs are
-serial and need a quiet machine: the budget is wall-clock time.
+interrupted sweep resumes), and ``bench/results/recipe_sweep.png`` plots bits/char against minutes.
 
-Usage: python bench/sweep_recipe.py [--runs NAME ...] [--list] [--plot_only] [--work /tmp/minillm-sweep]
+Usage: python bench/sweep_recipe.py [--runs NAME ...] [--list] [--plot_only] [--parallel 2] [--measure_rates]
+       [--work /tmp/minillm-sweep]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from tinyshakespeare_runs import split_corpus, train_and_score
+from tinyshakespeare_runs import ROOT, environment, split_corpus, train_and_score
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OUT = RESULTS / "recipe_sweep.json"
+RATES = RESULTS / "recipe_rates.json"
 QUALITY = RESULTS / "quality_tinyshakespeare.json"
 PLOT = RESULTS / "recipe_sweep.png"
 
@@ -54,11 +71,94 @@ CHUNK = ["--split_method", "chunk"]
 add("d128L4-v4096-b8-chunk", 3, size(128, 4, 4) + ["--vocab_size", "4096", "--lr", "3e-3"] + CHUNK + SMALL_STEPS)
 add("d128L4-v4096-b8-chunk", 8, size(128, 4, 4) + ["--vocab_size", "4096", "--lr", "3e-3"] + CHUNK + SMALL_STEPS)
 add("d192L4-v4096-b8-chunk", 8, size(192, 4, 6) + ["--vocab_size", "4096", "--lr", "2e-3"] + CHUNK + SMALL_STEPS)
-add("d256L4-v1024-b8", 3, size(256, 4, 4) + ["--vocab_size", "1024", "--lr", "2e-3"] + SMALL_STEPS)
+
+
+# The update runs: name@{updates}u -> (updates, flags). The family (the name before "@") has one measured rate.
+UPDATE_RUNS: dict[str, tuple[int, list[str]]] = {}
+FIXED = ["--max_seq_len", "128", "--batch_size", "8", "--warmup_steps", "50", "--lr_scheduler", "cosine",
+         "--split_method", "chunk", "--eval_steps", "1000", "--early_stopping_patience", "0", "--epochs", "1000"]
+MUON = ["--optimizer", "muon", "--muon_lr", "0.02", "--lr", "3e-3"]
+
+
+def add_updates(family: str, updates: int, flags: list[str]) -> None:
+    UPDATE_RUNS[f"{family}@{updates}u"] = (updates, flags + FIXED)
+
+
+D128, D192 = size(128, 4, 4), size(192, 4, 6)
+add_updates("muon-d128L4-v4096", 1650, D128 + ["--vocab_size", "4096", "--dropout", "0"] + MUON)
+add_updates("muon-d128L4-v4096", 4400, D128 + ["--vocab_size", "4096", "--dropout", "0"] + MUON)
+add_updates("muon-d128L4-v4096-mlr0.05", 1650, D128 + ["--vocab_size", "4096", "--dropout", "0"] + MUON + ["--muon_lr", "0.05"])
+add_updates("muon-d128L4-v4096-lr6e-3", 1650, D128 + ["--vocab_size", "4096", "--dropout", "0"] + MUON + ["--lr", "6e-3"])
+add_updates("muon-d128L4-v4096-drop0.1", 4400, D128 + ["--vocab_size", "4096", "--dropout", "0.1"] + MUON)
+add_updates("muon-d128L4-v2048", 1650, D128 + ["--vocab_size", "2048", "--dropout", "0"] + MUON)
+add_updates("muon-d128L4-v8192", 1650, D128 + ["--vocab_size", "8192", "--dropout", "0"] + MUON)
+add_updates("muon-d128L6-v4096", 1250, size(128, 6, 4) + ["--vocab_size", "4096", "--dropout", "0"] + MUON)
+add_updates("muon-d192L4-v4096", 1250, D192 + ["--vocab_size", "4096", "--dropout", "0"] + MUON)
+add_updates("muon-d192L4-v4096-drop0.1", 3300, D192 + ["--vocab_size", "4096", "--dropout", "0.1"] + MUON)
+
+
+def family_flags() -> dict[str, list[str]]:
+    """Each update-run family's flags (the same for all its runs but the update count)."""
+    return {name.split("@")[0]: flags for name, (_, flags) in UPDATE_RUNS.items()}
 
 
 def load() -> dict[str, dict]:
     return json.loads(OUT.read_text()) if OUT.is_file() else {}
+
+
+def measure_rates(work: Path, train_file: Path) -> dict[str, dict]:
+    """Updates per second of every update-run family on 2 threads (run alone: needs a quiet machine)."""
+    rates = json.loads(RATES.read_text()) if RATES.is_file() else {}
+    for family, flags in family_flags().items():
+        run_dir = work / f"rate-{family}"
+        command = [sys.executable, str(ROOT / "main.py"), "train", "--data_path", str(train_file), "--max_steps", "240",
+                   "--checkpoint_dir", str(run_dir), "--overwrite", *flags]
+        row = environment()
+        subprocess.run(command, check=True, cwd=ROOT, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        tokens = [r["tokens_per_s"] for r in records if "tokens_per_s" in r and r["step"] > 40]
+        batch, seq = (int(flags[flags.index(k) + 1]) for k in ("--batch_size", "--max_seq_len"))
+        row.update(tokens_per_s=round(statistics.median(tokens)), updates_per_s=statistics.median(tokens) / (batch * seq))
+        rates[family] = row
+        print(f"rate {family}: {row['updates_per_s']:.2f} updates/s ({row['tokens_per_s']} tokens/s)", flush=True)
+        from minillm.atomic import atomic_write_text
+
+        atomic_write_text(RATES, json.dumps(rates, indent=2) + "\n")
+    return rates
+
+
+def with_minutes(results: dict[str, dict]) -> dict[str, dict]:
+    """Update runs get ``minutes`` = updates / their family's measured rate (rows without a rate are left out)."""
+    rates = json.loads(RATES.read_text()) if RATES.is_file() else {}
+    shown = {}
+    for name, row in results.items():
+        if "updates" in row:
+            rate = rates.get(name.split("@")[0])
+            if rate is None:
+                continue
+            row = {**row, "minutes": round(row["updates"] / rate["updates_per_s"] / 60, 2)}
+        shown[name] = row
+    return shown
+
+
+def run_updates(names: list[str], parallel: int, work: Path, train_file: Path, val_text: str,
+                results: dict[str, dict]) -> None:
+    """Run update runs ``parallel`` at a time (each on ``2 // parallel`` threads), recording each as it ends."""
+    threads = max(1, 2 // parallel)
+    with ThreadPoolExecutor(parallel) as pool:
+        futures = {}
+        for name in names:
+            updates, flags = UPDATE_RUNS[name]
+            run_dir = work / name.replace("@", "-")
+            futures[pool.submit(train_and_score, flags, None, run_dir, train_file, val_text, max_steps=updates,
+                                threads=threads)] = name
+        for future in as_completed(futures):
+            name = futures[future]
+            row = {**future.result(), "updates": UPDATE_RUNS[name][0], "threads": threads}
+            results[name] = row
+            save(results)
+            print(f"  {name}: val {row['val_bits_per_char']} bits/char, train {row['train_bits_per_char']}",
+                  flush=True)
 
 
 def with_recipe_runs(results: dict[str, dict]) -> dict[str, dict]:
@@ -84,17 +184,23 @@ def plot(results: dict[str, dict]) -> None:
         if "spoiled" in row.get("note", ""):
             continue
         family = name.split("@")[0]
+        family = family if "updates" in row or family == "recipe" else f"adamw {family} (budget run)"
         families.setdefault(family, []).append((row["minutes"], row["val_bits_per_char"]))
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(10, 5.5))
     for family, points in sorted(families.items()):
         points.sort()
-        style = {"linewidth": 2.5, "color": "black", "zorder": 5} if family == "recipe" else {"alpha": 0.8}
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=family, **style)
+        if family == "recipe":
+            style = {"linewidth": 2.5, "color": "black", "zorder": 5, "marker": "o"}
+        elif family.startswith("adamw"):
+            style = {"linewidth": 0.8, "alpha": 0.5, "marker": "x", "linestyle": "--"}
+        else:
+            style = {"linewidth": 1.5, "marker": "o"}
+        ax.plot([p[0] for p in points], [p[1] for p in points], label=family, **style)
     for level, label in ((2.20, "must @3 min"), (2.10, "must @8 min"), (2.05, "must @30 min"), (2.12, "nanoGPT GPU")):
         ax.axhline(level, linestyle=":", linewidth=0.8, color="gray")
         ax.text(0.01, level, label, fontsize=7, va="bottom", color="gray", transform=ax.get_yaxis_transform())
     ax.set_xscale("log")
-    ticks = sorted({row["minutes"] for row in results.values()})
+    ticks = [1, 2, 3, 5, 8, 15, 30, 60]
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.minorticks_off()
     ax.set_xlabel("training budget (minutes, 2 CPU cores)")
@@ -111,37 +217,40 @@ def main() -> None:
     parser.add_argument("--list", action="store_true", help="list the runs and whether they are recorded")
     parser.add_argument("--plot_only", action="store_true")
     parser.add_argument("--redo", action="store_true", help="run the named runs again even if recorded")
+    parser.add_argument("--parallel", type=int, default=2, help="update runs at once (each on 2 // N threads)")
+    parser.add_argument("--measure_rates", action="store_true", help="measure each update-run family's rate first")
     parser.add_argument("--work", default="/tmp/minillm-sweep", help="where run directories go")
     args = parser.parse_args()
     results = load()
+    every = {**{n: ("budget", m, f) for n, (m, f) in RUNS.items()}, **{n: ("updates", u, f) for n, (u, f) in UPDATE_RUNS.items()}}
     if args.list:
-        for name, (minutes, flags) in RUNS.items():
+        for name, (kind, amount, flags) in every.items():
             row = results.get(name)
-            print(f"{name:<22} {'done ' + str(row['val_bits_per_char']) if row else 'todo':<14} {' '.join(flags)}")
+            print(f"{name:<28} {'done ' + str(row['val_bits_per_char']) if row else 'todo':<14} {kind} {amount:g} "
+                  f"{' '.join(flags)}")
         return
     if not args.plot_only:
         work = Path(args.work)
         train_file, val_text = split_corpus(work)
-        names = args.runs if args.runs else [n for n in RUNS if n not in results]
-        unknown = [n for n in names if n not in RUNS]
+        if args.measure_rates:
+            measure_rates(work, train_file)
+        names = args.runs if args.runs is not None else [n for n in every if n not in results]
+        unknown = [n for n in names if n not in every]
         if unknown:
             raise SystemExit(f"unknown run(s) {unknown}; --list shows them")
-        for name in names:
-            if name in results and not args.redo:
-                continue
+        names = [n for n in names if args.redo or n not in results]
+        for name in [n for n in names if n in RUNS]:
             minutes, flags = RUNS[name]
             print(f"run {name}: {minutes} min {' '.join(flags)}", flush=True)
-            row = train_and_score(flags, minutes, work / name.replace("@", "-"), train_file, val_text)
-            results[name] = row
+            results[name] = train_and_score(flags, minutes, work / name.replace("@", "-"), train_file, val_text)
             save(results)
-            print(f"  val {row['val_bits_per_char']} bits/char, train {row['train_bits_per_char']}, "
-                  f"{row.get('steps')} steps, {row['model']}", flush=True)
-    results = with_recipe_runs(results)
+        run_updates([n for n in names if n in UPDATE_RUNS], args.parallel, work, train_file, val_text, results)
+    results = with_recipe_runs(with_minutes(results))
     if results:
         plot(results)
-        print(f"{'run':<22} {'min':>5} {'params':>8} {'vocab':>6} {'steps':>6} {'train':>7} {'val':>7}")
+        print(f"{'run':<28} {'min':>5} {'params':>8} {'vocab':>6} {'steps':>6} {'train':>7} {'val':>7}")
         for name, row in sorted(results.items(), key=lambda kv: (kv[1]["minutes"], kv[1]["val_bits_per_char"])):
-            print(f"{name:<22} {row['minutes']:>5g} {row['parameters'] / 1e6:>7.2f}M {row['vocab_size']:>6} "
+            print(f"{name:<28} {row['minutes']:>5g} {row['parameters'] / 1e6:>7.2f}M {row['vocab_size']:>6} "
                   f"{row.get('steps', '?'):>6} {row['train_bits_per_char']:>7.3f} {row['val_bits_per_char']:>7.3f}"
                   f"{'  (' + row['note'].split(':')[0] + ')' if row.get('note') else ''}")
 

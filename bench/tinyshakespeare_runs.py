@@ -45,9 +45,14 @@ def environment() -> dict[str, Any]:
             "load_before": [round(x, 2) for x in os.getloadavg()]}
 
 
-def train_and_score(flags: list[str], minutes: float, run_dir: Path, train_file: Path, val_text: str,
-                    sample_prompt: str | None = "ROMEO:") -> dict[str, Any]:
-    """``main.py train --data_path train_file --max_minutes minutes FLAGS`` into ``run_dir``, then score ``best/``."""
+def train_and_score(flags: list[str], minutes: float | None, run_dir: Path, train_file: Path, val_text: str,
+                    sample_prompt: str | None = "ROMEO:", max_steps: int | None = None,
+                    threads: int | None = None) -> dict[str, Any]:
+    """``main.py train --data_path train_file --max_minutes minutes FLAGS`` into ``run_dir``, then score ``best/``.
+
+    With ``max_steps`` the run is ``--max_steps max_steps`` instead (no time budget: a fixed amount of training
+    whatever the machine's load), and ``threads`` sets the run's torch threads (OMP_NUM_THREADS).
+    """
     import torch
 
     from minillm import DecoderOnlyModel
@@ -55,10 +60,12 @@ def train_and_score(flags: list[str], minutes: float, run_dir: Path, train_file:
     from training.tokenizer_loading import load_tokenizer
 
     row: dict[str, Any] = {"flags": " ".join(flags), "minutes": minutes, **environment()}
-    command = [sys.executable, str(ROOT / "main.py"), "train", "--data_path", str(train_file), "--max_minutes",
-               str(minutes), "--checkpoint_dir", str(run_dir), "--overwrite", *flags]
+    limit = ["--max_steps", str(max_steps)] if max_steps else ["--max_minutes", str(minutes)]
+    command = [sys.executable, str(ROOT / "main.py"), "train", "--data_path", str(train_file), *limit,
+               "--checkpoint_dir", str(run_dir), "--overwrite", *flags]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
     start = time.perf_counter()
-    done = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, env=env)
     row["wall_minutes"] = round((time.perf_counter() - start) / 60, 2)
     if done.returncode != 0:
         raise RuntimeError(f"training failed ({done.returncode}): {done.stderr[-2000:]}")

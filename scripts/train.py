@@ -22,7 +22,8 @@ ARCHITECTURE = ("model_type", "preset", "vocab_size", "d_model", "num_layers", "
                 "dropout", "tokenizer_path")
 # what --resume may not change: the model, and what fixes the data order the saved position counts in
 FIXED_ON_RESUME = (*ARCHITECTURE, "data_path", "val_split", "split_method", "seed", "batch_size",
-                   "gradient_accumulation_steps", "tokenizer_sample_bytes", "encoding_errors", *FINETUNE_SETTINGS)
+                   "gradient_accumulation_steps", "tokenizer_sample_bytes", "encoding_errors", "optimizer",
+                   *FINETUNE_SETTINGS)
 PATH_SETTINGS = ("data_path", "tokenizer_path", "eval_data")
 # errors that mean "refused before training began": a fresh run's directory is then removed
 VALIDATION_ERRORS = (InputError, TokenizerInputError, MissingDependencyError, FileNotFoundError, NotADirectoryError)
@@ -34,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "eval_steps": 100, "seed": 42, "device": "auto", "checkpoint_dir": None, "early_stopping_patience": 3,
     "early_stopping_min_delta": 0.0, "val_split": 0.1, "split_method": "paragraph", "tokenizer_path": None,
     "tokenizer_sample_bytes": 20_000_000, "encoding_errors": "strict", "max_minutes": None, "lr_scheduler": "auto",
-    "gradient_accumulation_steps": 1, "mixed_precision": "auto", "overwrite": False, **FINETUNE_SETTINGS,
+    "optimizer": "adamw", "muon_lr": 0.02, "gradient_accumulation_steps": 1, "mixed_precision": "auto", "overwrite": False, **FINETUNE_SETTINGS,
 }
 PRESET_FOR = {"decoder_only": "tiny", "encoder_only": "bert-tiny", "encoder_decoder": "t5-tiny"}
 
@@ -95,6 +96,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "lr_scheduler", "auto (cosine to the end of --max_minutes / --max_steps, else constant), "
              "constant, cosine or linear [auto]", choices=["auto", "constant", "cosine", "linear"])
     add_flag(parser, "weight_decay", "AdamW weight decay on 2-D weights [0.1]", type=float)
+    add_flag(parser, "optimizer", "adamw, or muon (Muon on the blocks' matrices, AdamW on the rest) [adamw]",
+             choices=["adamw", "muon"])
+    add_flag(parser, "muon_lr", "Muon's peak learning rate (--optimizer muon; --lr stays AdamW's) [0.02]", type=float)
     add_flag(parser, "gradient_accumulation_steps", "micro-batches per step [1]", type=int)
     add_flag(parser, "mixed_precision", "auto (bf16 where the hardware runs it natively), bf16, fp16 or no [auto]",
              choices=["auto", "bf16", "fp16", "no"])

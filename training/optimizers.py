@@ -39,9 +39,14 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
 
 def build_optimizer(
     model: torch.nn.Module, learning_rate: float, weight_decay: float, betas: tuple[float, float], eps: float,
-    factory: OptimizerFactory | None = None,
+    factory: OptimizerFactory | None = None, name: str = "adamw", muon_lr: float = 0.02,
 ) -> torch.optim.Optimizer:
-    """AdamW over :func:`parameter_groups`, or ``factory(groups, learning_rate)`` when a factory is given."""
+    """AdamW over :func:`parameter_groups`, ``factory(groups, learning_rate)`` when a factory is given, or with
+    ``name="muon"`` :class:`training.muon.MuonAdamW` (Muon on the hidden matrices at ``muon_lr``)."""
+    if name == "muon":
+        from .muon import MuonAdamW, muon_and_adamw_groups
+
+        return MuonAdamW(muon_and_adamw_groups(model, weight_decay), learning_rate, muon_lr, tuple(betas), eps)
     groups = parameter_groups(model, weight_decay)
     if factory is None:
         return torch.optim.AdamW(groups, lr=learning_rate, betas=tuple(betas), eps=eps)

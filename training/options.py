@@ -13,6 +13,7 @@ from minillm.errors import InputError
 from .schedules import validate_schedule
 
 MIXED_PRECISION = (None, "no", "auto", "bf16", "fp16")
+OPTIMIZERS = ("adamw", "muon")
 
 
 @dataclass
@@ -46,6 +47,8 @@ class TrainerOptions:
     - ``fsdp`` [False] under torchrun, shard the model with FSDP2 instead of DDP (see :mod:`training.fsdp`).
     - ``overwrite_output_dir`` [False] a fresh (not resumed) run in a ``checkpoint_dir`` that already holds
       ``checkpoint-STEP/`` directories removes them (and ``best/``, ``final/``) instead of refusing to start.
+    - ``optimizer`` ["adamw"] or "muon": Muon on the hidden 2-D weights at ``muon_lr`` [0.02], AdamW on the rest
+      (see :mod:`training.muon`).
     - ``optimizer_factory`` [None = AdamW] ``factory(param_groups, learning_rate) -> Optimizer``, e.g. bitsandbytes'
       paged 8-bit AdamW for QLoRA (see :mod:`training.optimizers`).
     - ``max_minutes`` also plans the run: the schedule and the progress bar follow the updates the budget holds
@@ -77,6 +80,8 @@ class TrainerOptions:
     plot: bool = True
     fsdp: bool = False
     overwrite_output_dir: bool = False
+    optimizer: str = "adamw"
+    muon_lr: float = 0.02
     optimizer_factory: Any = None
 
     def __post_init__(self) -> None:
@@ -100,6 +105,12 @@ class TrainerOptions:
             raise InputError(f"mixed_precision {self.mixed_precision!r} is unknown; use None, 'auto', 'bf16' or 'fp16'")
         if self.optimizer_factory is not None and not callable(self.optimizer_factory):
             raise InputError(f"optimizer_factory must be callable(param_groups, lr), got {self.optimizer_factory!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise InputError(f"optimizer {self.optimizer!r} is unknown; use one of {', '.join(OPTIMIZERS)}")
+        if not (isinstance(self.muon_lr, (int, float)) and self.muon_lr > 0):
+            raise InputError(f"muon_lr must be a positive number, got {self.muon_lr!r}")
+        if self.optimizer_factory is not None and self.optimizer != "adamw":
+            raise InputError("optimizer_factory and optimizer='muon' exclude each other; pass one of them")
         if self.mixed_precision == "no":
             self.mixed_precision = None
 

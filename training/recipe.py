@@ -50,6 +50,8 @@ class RecipeRow:
     lr: float
     warmup_steps: int
     dropout: float
+    optimizer: str  # "muon" (training/muon.py) or "adamw"
+    muon_lr: float
     tokens_per_second: float  # measured training speed of this row on 2 cores (bf16), for the epochs estimate
     evidence: str  # the sweep runs that chose it
 
@@ -57,15 +59,15 @@ class RecipeRow:
 RECIPES: tuple[RecipeRow, ...] = (
     # Short budgets are compute-bound: a small model making many small updates wins (d128 beat d192 at 3 minutes,
     # batch 8 beat 32 and 4, lr 3e-3 beat 1e-3, vocab 4096 beat 2048 and 1024).
-    RecipeRow(4, 128, 4, 4, 4096, 128, 8, 3e-3, 50, 0.0, 4900,
+    RecipeRow(4, 128, 4, 4, 4096, 128, 8, 3e-3, 50, 0.0, "muon", 0.02, 11000,
               "sweep d128L4-v4096-b8-chunk@3: 2.251 bits/char against 2.358 for d192, 2.408 at batch 4, 3.10 for the "
               "old default"),
     # At 8 minutes d128 still beat d192 (2.180 against 2.257) but overfit (train 1.58 against val 2.18), hence
     # dropout 0.1 and the epoch-shifted windows.
-    RecipeRow(12, 128, 4, 4, 4096, 128, 8, 3e-3, 50, 0.1, 5100,
+    RecipeRow(12, 128, 4, 4, 4096, 128, 8, 3e-3, 50, 0.1, "muon", 0.02, 11000,
               "sweep d128L4-v4096-b8-chunk@8: 2.180 bits/char without dropout against 2.257 for d192"),
     # 30 minutes give d192 the ~5,800 updates d128 had at 8 minutes; ~20 passes over a 1 MB corpus need dropout 0.2.
-    RecipeRow(30, 192, 4, 6, 4096, 128, 8, 2e-3, 100, 0.2, 3300,
+    RecipeRow(30, 192, 4, 6, 4096, 128, 8, 3e-3, 100, 0.2, "muon", 0.02, 8000,
               "extrapolated from the 8-minute sweep rows; measured as recipe@30 in bench/quality_tinyshakespeare.py"),
 )
 
@@ -91,7 +93,7 @@ class Recipe:
         """
         row = asdict(self.row)
         keys = ("d_model", "num_layers", "num_heads", "vocab_size", "max_seq_len", "batch_size", "lr",
-                "warmup_steps", "dropout")
+                "warmup_steps", "dropout", "optimizer", "muon_lr")
         chosen = {key: row[key] for key in keys}
         chosen.update(epochs=1000, lr_scheduler="cosine", eval_steps=max(50, self.estimated_steps // 8))
         if self.plain_text:
@@ -102,8 +104,13 @@ class Recipe:
         r = self.row
         return (f"recipe for a {self.budget_minutes:g}-minute budget (training/recipe.py): d_model {r.d_model}, "
                 f"{r.num_layers} layers, vocab {r.vocab_size}, context {r.max_seq_len}, batch {r.batch_size}, "
-                f"lr {r.lr:g}, dropout {r.dropout:g}, about {self.estimated_epochs:.1f} passes over the data; "
+                f"{self._optimizer()}, dropout {r.dropout:g}, about {self.estimated_epochs:.1f} passes over the data; "
                 "flags you type override it")
+
+
+    def _optimizer(self) -> str:
+        r = self.row
+        return f"Muon lr {r.muon_lr:g} + AdamW lr {r.lr:g}" if r.optimizer == "muon" else f"AdamW lr {r.lr:g}"
 
 
 def recipe_applies(settings: dict[str, Any], typed: set[str]) -> bool:

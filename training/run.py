@@ -141,6 +141,7 @@ def _build(settings: dict[str, Any], root: Path, train: list[Any], val: list[Any
         max_steps=settings["max_steps"], eval_every=eval_every, save_every=settings["save_steps"] or eval_every,
         gradient_accumulation_steps=settings["gradient_accumulation_steps"],
         mixed_precision=settings["mixed_precision"], max_minutes=settings["max_minutes"],
+        optimizer=settings.get("optimizer", "adamw"), muon_lr=settings.get("muon_lr", 0.02),
     )
     return Run(settings, tokenizer, model, trainer)
 

@@ -123,7 +123,7 @@ class Trainer(CheckpointingMixin, EvaluationMixin):
             self._engine = torch.compile(self._engine)
         self._fsdp = opts.fsdp and self.dist.enabled
         self.optimizer = build_optimizer(model, self.learning_rate, opts.weight_decay, opts.adam_betas, opts.adam_eps,
-                                         opts.optimizer_factory)
+                                         opts.optimizer_factory, opts.optimizer, opts.muon_lr)
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self._autocast_dtype, self.scaler = precision_policy(opts.mixed_precision, self.device)
         self._batch_generator = torch.Generator().manual_seed(opts.seed)  # the batch hook's (masking) randomness
