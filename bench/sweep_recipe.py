@@ -10,7 +10,8 @@ Two kinds of runs:
   each, ``--parallel`` at a time. Their result does not depend on the machine's load. Each stands for the budget
   that many updates take on 2 quiet cores: ``minutes = updates / rate``, where ``rate`` is the configuration's
   update rate measured by ``--measure_rates`` (a 240-update run on 2 threads, alone, median of the logged
-  tokens/s). The recipe's own time-budget runs (bench/quality_tinyshakespeare.py) check those minutes.
+  tokens/s; each call adds one measurement per configuration and the rate is their median: this machine's speed
+  drifts by tens of percent over an hour). The recipe's own time-budget runs (bench/quality_tinyshakespeare.py) check those minutes.
 
 Each run is recorded in ``bench/results/recipe_sweep.json`` as soon as it ends (a rerun skips recorded runs, so an
 interrupted sweep resumes), and ``bench/results/recipe_sweep.png`` plots bits/char against minutes.
@@ -73,7 +74,7 @@ add("d128L4-v4096-b8-chunk", 8, size(128, 4, 4) + ["--vocab_size", "4096", "--lr
 add("d192L4-v4096-b8-chunk", 8, size(192, 4, 6) + ["--vocab_size", "4096", "--lr", "2e-3"] + CHUNK + SMALL_STEPS)
 
 
-# The update runs: name@{updates}u -> (updates, flags). The family (the name before "@") has one measured rate.
+# The update runs: name@{updates}u -> (updates, flags); runs of one speed_key share a measured rate.
 UPDATE_RUNS: dict[str, tuple[int, list[str]]] = {}
 FIXED = ["--max_seq_len", "128", "--batch_size", "8", "--warmup_steps", "50", "--lr_scheduler", "cosine",
          "--split_method", "chunk", "--eval_steps", "1000", "--early_stopping_patience", "0", "--epochs", "1000"]
@@ -81,59 +82,105 @@ MUON = ["--optimizer", "muon", "--muon_lr", "0.02", "--lr", "3e-3"]
 
 
 def add_updates(family: str, updates: int, flags: list[str]) -> None:
-    UPDATE_RUNS[f"{family}@{updates}u"] = (updates, flags + FIXED)
+    UPDATE_RUNS[f"{family}@{updates}u"] = (updates, FIXED + flags)  # later flags win
 
 
 D128, D192 = size(128, 4, 4), size(192, 4, 6)
-add_updates("muon-d128L4-v4096", 1650, D128 + ["--vocab_size", "4096", "--dropout", "0"] + MUON)
-add_updates("muon-d128L4-v4096", 4400, D128 + ["--vocab_size", "4096", "--dropout", "0"] + MUON)
-add_updates("muon-d128L4-v4096-mlr0.05", 1650, D128 + ["--vocab_size", "4096", "--dropout", "0"] + MUON + ["--muon_lr", "0.05"])
-add_updates("muon-d128L4-v4096-lr6e-3", 1650, D128 + ["--vocab_size", "4096", "--dropout", "0"] + MUON + ["--lr", "6e-3"])
-add_updates("muon-d128L4-v4096-drop0.1", 4400, D128 + ["--vocab_size", "4096", "--dropout", "0.1"] + MUON)
-add_updates("muon-d128L4-v2048", 1650, D128 + ["--vocab_size", "2048", "--dropout", "0"] + MUON)
-add_updates("muon-d128L4-v8192", 1650, D128 + ["--vocab_size", "8192", "--dropout", "0"] + MUON)
-add_updates("muon-d128L6-v4096", 1250, size(128, 6, 4) + ["--vocab_size", "4096", "--dropout", "0"] + MUON)
-add_updates("muon-d192L4-v4096", 1250, D192 + ["--vocab_size", "4096", "--dropout", "0"] + MUON)
-add_updates("muon-d192L4-v4096-drop0.1", 3300, D192 + ["--vocab_size", "4096", "--dropout", "0.1"] + MUON)
+V4096, V2048, V8192 = (["--vocab_size", str(v)] for v in (4096, 2048, 8192))
+ADAMW = ["--optimizer", "adamw", "--lr", "3e-3"]
 
 
-def family_flags() -> dict[str, list[str]]:
-    """Each update-run family's flags (the same for all its runs but the update count)."""
-    return {name.split("@")[0]: flags for name, (_, flags) in UPDATE_RUNS.items()}
+def regularized(dropout: float, weight_decay: float = 0.1) -> list[str]:
+    return ["--dropout", str(dropout), "--weight_decay", str(weight_decay)]
 
 
-def load() -> dict[str, dict]:
-    return json.loads(OUT.read_text()) if OUT.is_file() else {}
+# AdamW at the same updates, for the optimizer comparison (the first sweep's best AdamW configuration).
+add_updates("adamw-d128L4-v4096", 1650, D128 + V4096 + regularized(0) + ADAMW)
+add_updates("adamw-d128L4-v4096-drop0.1", 1650, D128 + V4096 + regularized(0.1) + ADAMW)
+add_updates("adamw-d128L4-v4096-lr5e-3", 1650, D128 + V4096 + regularized(0) + ADAMW + ["--lr", "5e-3"])
+add_updates("adamw-d192L4-v4096-drop0.1", 1320, D192 + V4096 + regularized(0.1) + ADAMW + ["--lr", "2e-3"])
+# Muon: learning rates, vocabulary, depth, width, context, dropout and weight decay.
+add_updates("muon-d128L4-v4096", 1650, D128 + V4096 + regularized(0) + MUON)
+add_updates("muon-d128L4-v4096", 4400, D128 + V4096 + regularized(0) + MUON)
+add_updates("muon-d128L4-v4096-mlr0.05", 1650, D128 + V4096 + regularized(0) + MUON + ["--muon_lr", "0.05"])
+add_updates("muon-d128L4-v4096-lr6e-3", 1650, D128 + V4096 + regularized(0) + MUON + ["--lr", "6e-3"])
+add_updates("muon-d128L4-v2048", 1650, D128 + V2048 + regularized(0) + MUON)
+add_updates("muon-d128L4-v8192", 1650, D128 + V8192 + regularized(0) + MUON)
+add_updates("muon-d128L6-v4096", 1250, size(128, 6, 4) + V4096 + regularized(0) + MUON)
+add_updates("muon-d192L4-v4096", 1250, D192 + V4096 + regularized(0) + MUON)
+add_updates("muon-d128L4-v4096-ctx256", 1650, D128 + V4096 + regularized(0) + MUON + ["--max_seq_len", "256",
+                                                                                    "--batch_size", "4"])
+add_updates("muon-d128L4-v4096-ctx512", 1650, D128 + V4096 + regularized(0) + MUON + ["--max_seq_len", "512",
+                                                                                    "--batch_size", "2"])
+add_updates("muon-d128L4-v4096-drop0.1", 4400, D128 + V4096 + regularized(0.1) + MUON)
+add_updates("muon-d128L4-v4096-drop0.2", 4400, D128 + V4096 + regularized(0.2) + MUON)
+add_updates("muon-d128L4-v4096-drop0.3", 4400, D128 + V4096 + regularized(0.3) + MUON)
+add_updates("muon-d192L4-v4096-drop0.1", 3300, D192 + V4096 + regularized(0.1) + MUON)
+add_updates("muon-d128L4-v4096-wd0.3", 1650, D128 + V4096 + regularized(0, 0.3) + MUON)
+add_updates("muon-d128L4-v4096-wd0.6", 1650, D128 + V4096 + regularized(0, 0.6) + MUON)
+add_updates("muon-d128L4-v4096-wd1.0", 1650, D128 + V4096 + regularized(0, 1.0) + MUON)
+add_updates("muon-d128L4-v2048-wd0.3", 1650, D128 + V2048 + regularized(0, 0.3) + MUON)
+add_updates("muon-d128L4-v2048-wd1.0", 1650, D128 + V2048 + regularized(0, 1.0) + MUON)
+add_updates("muon-d128L4-v4096-drop0.1-wd0.3", 4400, D128 + V4096 + regularized(0.1, 0.3) + MUON)
+add_updates("muon-d192L4-v4096-drop0.2-wd0.3", 3300, D192 + V4096 + regularized(0.2, 0.3) + MUON)
+add_updates("muon-d192L4-v4096-drop0.2-wd0.6", 3300, D192 + V4096 + regularized(0.2, 0.6) + MUON)
+add_updates("muon-d192L4-v2048-drop0.2-wd0.6", 6000, D192 + V2048 + regularized(0.2, 0.6) + MUON)
+add_updates("muon-d256L4-v2048-drop0.3-wd0.6", 4000, size(256, 4, 8) + V2048 + regularized(0.3, 0.6) + MUON)
+SPEED_IRRELEVANT = ("--dropout", "--weight_decay", "--lr", "--muon_lr")
+
+
+def speed_key(flags: list[str]) -> str:
+    """The flags that set a run's speed (size, vocabulary, context, batch, optimizer), as one string: dropout,
+    weight decay and learning rates are left out (their cost is within the machine's noise), so runs that differ
+    only there share one measured rate."""
+    kept, skip = [], False
+    for flag in flags:
+        if skip:
+            skip = False
+        elif flag in SPEED_IRRELEVANT:
+            skip = True
+        else:
+            kept.append(flag)
+    values = dict(zip(kept[::2], kept[1::2], strict=True))
+    return " ".join(f"{k} {v}" for k, v in sorted(values.items()) if k not in ("--eval_steps", "--epochs"))
+
+
+def speed_configurations() -> dict[str, list[str]]:
+    """One run's flags for each speed key of the update runs."""
+    return {speed_key(flags): flags for _, flags in UPDATE_RUNS.values()}
 
 
 def measure_rates(work: Path, train_file: Path) -> dict[str, dict]:
-    """Updates per second of every update-run family on 2 threads (run alone: needs a quiet machine)."""
+    """Updates per second of every speed configuration on 2 threads (run alone: needs a quiet machine)."""
+    from minillm.atomic import atomic_write_text
+
     rates = json.loads(RATES.read_text()) if RATES.is_file() else {}
-    for family, flags in family_flags().items():
-        run_dir = work / f"rate-{family}"
+    for index, (key, flags) in enumerate(speed_configurations().items()):
+        run_dir = work / f"rate-{index}"
         command = [sys.executable, str(ROOT / "main.py"), "train", "--data_path", str(train_file), "--max_steps", "240",
                    "--checkpoint_dir", str(run_dir), "--overwrite", *flags]
         row = environment()
         subprocess.run(command, check=True, cwd=ROOT, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        tokens = [r["tokens_per_s"] for r in records if "tokens_per_s" in r and r["step"] > 40]
-        batch, seq = (int(flags[flags.index(k) + 1]) for k in ("--batch_size", "--max_seq_len"))
-        row.update(tokens_per_s=round(statistics.median(tokens)), updates_per_s=statistics.median(tokens) / (batch * seq))
-        rates[family] = row
-        print(f"rate {family}: {row['updates_per_s']:.2f} updates/s ({row['tokens_per_s']} tokens/s)", flush=True)
-        from minillm.atomic import atomic_write_text
-
+        tokens = statistics.median(r["tokens_per_s"] for r in records if "tokens_per_s" in r and r["step"] > 40)
+        batch, seq = (int(flags[len(flags) - 1 - flags[::-1].index(k) + 1]) for k in ("--batch_size", "--max_seq_len"))
+        row.update(tokens_per_s=round(tokens), updates_per_s=round(tokens / (batch * seq), 3))
+        measured = rates.get(key, {}).get("measurements", []) + [row]  # each call adds one; the rate is their median
+        rates[key] = {"updates_per_s": round(statistics.median(m["updates_per_s"] for m in measured), 3),
+                      "measurements": measured}
+        print(f"rate {row['updates_per_s']:.2f} updates/s ({row['tokens_per_s']} tokens/s; median of "
+              f"{len(measured)}: {rates[key]['updates_per_s']:.2f}): {key}", flush=True)
         atomic_write_text(RATES, json.dumps(rates, indent=2) + "\n")
     return rates
 
 
 def with_minutes(results: dict[str, dict]) -> dict[str, dict]:
-    """Update runs get ``minutes`` = updates / their family's measured rate (rows without a rate are left out)."""
+    """Update runs get ``minutes`` = updates / their measured rate (rows without a rate are left out)."""
     rates = json.loads(RATES.read_text()) if RATES.is_file() else {}
     shown = {}
     for name, row in results.items():
         if "updates" in row:
-            rate = rates.get(name.split("@")[0])
+            rate = rates.get(speed_key(UPDATE_RUNS[name][1])) if name in UPDATE_RUNS else None
             if rate is None:
                 continue
             row = {**row, "minutes": round(row["updates"] / rate["updates_per_s"] / 60, 2)}
@@ -159,6 +206,10 @@ def run_updates(names: list[str], parallel: int, work: Path, train_file: Path, v
             save(results)
             print(f"  {name}: val {row['val_bits_per_char']} bits/char, train {row['train_bits_per_char']}",
                   flush=True)
+
+
+def load() -> dict[str, dict]:
+    return json.loads(OUT.read_text()) if OUT.is_file() else {}
 
 
 def with_recipe_runs(results: dict[str, dict]) -> dict[str, dict]:

@@ -1,5 +1,5 @@
-"""The budget-aware recipe of ``main.py train``: model size, vocabulary, context, batch, learning rate and schedule
-for a time budget and a corpus size.
+"""The budget-aware recipe of ``main.py train``: model size, vocabulary, context, batch, optimizer, regularization
+and schedule for a time budget and a corpus size.
 
 It applies when a decoder is trained from scratch with a time budget (``--max_minutes``, or the default run's 8
 minutes) and no model-size flag (``--preset``, ``--d_model``, ``--num_layers``, ``--num_heads``, ``--d_ff``); any
@@ -7,14 +7,18 @@ other flag the user types still wins over the recipe's value. The table comes fr
 ``bench/sweep_recipe.py`` (Tiny Shakespeare, 2 CPU cores, held-out bits per character; its table and plot are in
 the README). Each row is the best configuration found for budgets up to its ``minutes``.
 
-Two rules adapt a row to the machine and the data:
+What the sweep showed, and the rules that follow from it:
 
+* **Muon** (training/muon.py) beat AdamW by about 0.1 bits/char at the same updates, at every size tried.
+* **Passes, not minutes, end a good run on a small corpus.** Past a few passes over a 1 MB corpus a model learns
+  its training text and gets worse on unseen text, so each row carries ``max_passes``, the most passes over the
+  data its measured runs profited from: the run stops there (``max_steps``) even when the budget holds more, and
+  a budget that affords more passes gets the next, larger and more regularized row (dropout, weight decay).
 * **compute**: the budget is scaled by the CPU threads torch uses over the 2 the table was measured with (a CUDA
   device counts as the largest row), so a faster machine gets the row it can afford;
 * **corpus size**: a corpus too small to train the row's vocabulary on gets a smaller one (at least
-  :data:`BYTES_PER_VOCAB_ENTRY` bytes of text per entry), and a run that would pass over its data more than twice
-  as often as the measured run did gets at least 0.2 dropout (it overfits otherwise: see the train vs validation
-  figures in the sweep).
+  :data:`BYTES_PER_VOCAB_ENTRY` bytes of text per entry), and the pass cap counts its tokens, so a small corpus
+  ends sooner and a large one trains for the whole budget.
 
 >>> pick = choose_recipe(minutes=8, corpus_bytes=1_000_000, threads=2)
 >>> pick.row.minutes >= 8 or pick.row is RECIPES[-1]
@@ -32,8 +36,8 @@ from typing import Any
 MODEL_SIZE_FLAGS = ("preset", "d_model", "num_layers", "num_heads", "d_ff")
 MEASURED_THREADS = 2
 BYTES_PER_VOCAB_ENTRY = 200
-MEASURED_CORPUS_BYTES = 1_003_854  # the first 90% of Tiny Shakespeare, which the table was measured on
 MIN_VOCAB = 512  # 256 byte tokens, the special tokens and some merges
+MIN_UPDATES = 200  # the pass cap never stops a run before this many updates
 
 
 @dataclass(frozen=True)
@@ -47,28 +51,34 @@ class RecipeRow:
     vocab_size: int
     max_seq_len: int
     batch_size: int
-    lr: float
+    lr: float  # AdamW's (embeddings, norms; every parameter when optimizer is "adamw")
     warmup_steps: int
     dropout: float
+    weight_decay: float
     optimizer: str  # "muon" (training/muon.py) or "adamw"
     muon_lr: float
-    tokens_per_second: float  # measured training speed of this row on 2 cores (bf16), for the epochs estimate
+    tokens_per_second: float  # measured training speed of this row on 2 cores (bf16), for the plan
+    max_passes: float  # passes over the corpus (its tokens) after which the measured runs stopped gaining
     evidence: str  # the sweep runs that chose it
 
 
+MUON = {"optimizer": "muon", "muon_lr": 0.02, "lr": 3e-3, "warmup_steps": 50, "max_seq_len": 128, "batch_size": 8,
+        "num_layers": 4}
 RECIPES: tuple[RecipeRow, ...] = (
-    # Short budgets are compute-bound: a small model making many small updates wins (d128 beat d192 at 3 minutes,
-    # batch 8 beat 32 and 4, lr 3e-3 beat 1e-3, vocab 4096 beat 2048 and 1024).
-    RecipeRow(4, 128, 4, 4, 4096, 128, 8, 3e-3, 50, 0.0, "muon", 0.02, 11000,
-              "sweep d128L4-v4096-b8-chunk@3: 2.251 bits/char against 2.358 for d192, 2.408 at batch 4, 3.10 for the "
-              "old default"),
-    # At 8 minutes d128 still beat d192 (2.180 against 2.257) but overfit (train 1.58 against val 2.18), hence
-    # dropout 0.1 and the epoch-shifted windows.
-    RecipeRow(12, 128, 4, 4, 4096, 128, 8, 3e-3, 50, 0.1, "muon", 0.02, 11000,
-              "sweep d128L4-v4096-b8-chunk@8: 2.180 bits/char without dropout against 2.257 for d192"),
-    # 30 minutes give d192 the ~5,800 updates d128 had at 8 minutes; ~20 passes over a 1 MB corpus need dropout 0.2.
-    RecipeRow(30, 192, 4, 6, 4096, 128, 8, 3e-3, 100, 0.2, "muon", 0.02, 8000,
-              "extrapolated from the 8-minute sweep rows; measured as recipe@30 in bench/quality_tinyshakespeare.py"),
+    # Short budgets: a small model, no dropout, weight decay 0.3 (0.1: 2.081, 0.6: 2.082, 1.0: 2.112 at BPE 4096).
+    # BPE 2048 beat 4096 and 8192 (2.074, 2.081, 2.115 at weight decay 0.1).
+    RecipeRow(4, 128, num_heads=4, vocab_size=2048, dropout=0.0, weight_decay=0.3, tokens_per_second=23_000,
+              max_passes=5.0, evidence="sweep muon-d128L4-v2048-wd0.3@1650u: 2.057 bits/char; AdamW at the same "
+              "updates: 2.178", **MUON),
+    # Longer: wider, with dropout 0.2 and weight decay 0.6, which kept unseen text improving for 17 passes (d128
+    # without them peaked near 5 passes: 2.081 at 1,650 updates, 2.156 at 4,400).
+    RecipeRow(12, 192, num_heads=6, vocab_size=2048, dropout=0.2, weight_decay=0.6, tokens_per_second=13_000,
+              max_passes=17.0, evidence="sweep muon-d192L4-v2048-drop0.2-wd0.6@6000u: 2.051 bits/char, its "
+              "validation loss still falling at the end", **MUON),
+    # The 12-minute row for up to 2.5x its passes, with more dropout for them: not measured before the quality
+    # bench's own 30-minute run (bench/quality_tinyshakespeare.py, recipe@30).
+    RecipeRow(30, 192, num_heads=6, vocab_size=2048, dropout=0.25, weight_decay=0.6, tokens_per_second=13_000,
+              max_passes=43.0, evidence="extrapolated from the 12-minute row; measured as recipe@30", **MUON),
 )
 
 
@@ -82,6 +92,7 @@ class Recipe:
     estimated_epochs: float
     estimated_steps: int
     plain_text: bool = True
+    max_steps: int | None = None  # the pass cap, when the budget would go past it
 
     def settings(self) -> dict[str, Any]:
         """The ``train`` settings the recipe sets (a typed flag still overrides each).
@@ -93,9 +104,12 @@ class Recipe:
         """
         row = asdict(self.row)
         keys = ("d_model", "num_layers", "num_heads", "vocab_size", "max_seq_len", "batch_size", "lr",
-                "warmup_steps", "dropout", "optimizer", "muon_lr")
+                "warmup_steps", "dropout", "weight_decay", "optimizer", "muon_lr")
         chosen = {key: row[key] for key in keys}
-        chosen.update(epochs=1000, lr_scheduler="cosine", eval_steps=max(50, self.estimated_steps // 8))
+        steps = min(self.estimated_steps, self.max_steps or self.estimated_steps)
+        chosen.update(epochs=1000, lr_scheduler="cosine", eval_steps=max(50, steps // 8))
+        if self.max_steps is not None:
+            chosen["max_steps"] = self.max_steps
         if self.plain_text:
             chosen["split_method"] = "chunk"
         return chosen
@@ -104,8 +118,14 @@ class Recipe:
         r = self.row
         return (f"recipe for a {self.budget_minutes:g}-minute budget (training/recipe.py): d_model {r.d_model}, "
                 f"{r.num_layers} layers, vocab {r.vocab_size}, context {r.max_seq_len}, batch {r.batch_size}, "
-                f"{self._optimizer()}, dropout {r.dropout:g}, about {self.estimated_epochs:.1f} passes over the data; "
-                "flags you type override it")
+                f"{self._optimizer()}, dropout {r.dropout:g}, weight decay {r.weight_decay:g}, "
+                f"{self._length()}; flags you type override it")
+
+    def _length(self) -> str:
+        if self.max_steps is not None:
+            return (f"stopping after {self.max_steps} updates ({self.row.max_passes:g} passes over the data: more "
+                    "would overfit) or at the budget")
+        return f"about {self.estimated_epochs:.1f} passes over the data in the budget"
 
 
     def _optimizer(self) -> str:
@@ -136,10 +156,11 @@ def choose_recipe(minutes: float, corpus_bytes: int, threads: int | None = None,
     data_tokens = max(1.0, corpus_bytes / chars_per_token)
     tokens = row.tokens_per_second * compute_minutes * 60
     epochs = tokens / data_tokens
-    measured_epochs = tokens / (MEASURED_CORPUS_BYTES / chars_per_token)
-    dropout = row.dropout if epochs <= 2 * measured_epochs else max(row.dropout, 0.2)
-    steps = int(tokens / (row.batch_size * row.max_seq_len))
-    return Recipe(replace(row, vocab_size=vocab, dropout=dropout), minutes, effective, epochs, steps, plain_text)
+    tokens_per_update = row.batch_size * row.max_seq_len
+    steps = int(tokens / tokens_per_update)
+    cap = max(MIN_UPDATES, math.ceil(row.max_passes * data_tokens / tokens_per_update))
+    return Recipe(replace(row, vocab_size=vocab), minutes, effective, epochs, steps, plain_text,
+                  max_steps=cap if cap < steps else None)
 
 
 def corpus_bytes(data_path: str | os.PathLike) -> int:

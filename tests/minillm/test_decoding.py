@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from minillm import DecoderOnlyModel
+from minillm import DecoderOnlyModel, decoding
 from minillm.decoding import (
     RowBlockMatmul,
     decode_matmul,
@@ -53,12 +53,22 @@ def test_row_block_matmul_accepts_any_row_layout():
         RowBlockMatmul(torch.randn(1, 8), None, 2)
 
 
-def test_decode_matmul_uses_linear_outside_cpu_float32():
+def test_decode_matmul_uses_linear_outside_cpu_float32(monkeypatch):
     weight = torch.randn(6, 4, dtype=torch.bfloat16)
     x = torch.randn(2, 4, dtype=torch.bfloat16)
+    monkeypatch.setattr(decoding, "row_blocks_pay", lambda threads: True)
     assert not isinstance(decode_matmul(weight), RowBlockMatmul)
     assert torch.equal(decode_matmul(weight)(x), F.linear(x, weight))
     assert isinstance(decode_matmul(weight.float()), RowBlockMatmul)
+
+
+def test_decode_matmul_follows_the_timed_choice_for_cpu_float32(monkeypatch):
+    weight = torch.randn(6, 4)
+    x = torch.randn(1, 4)
+    monkeypatch.setattr(decoding, "row_blocks_pay", lambda threads: False)
+    product = decode_matmul(weight)
+    assert not isinstance(product, RowBlockMatmul)
+    assert torch.equal(product(x), F.linear(x, weight))
 
 
 def test_fusion_keeps_names_values_and_is_done_once():

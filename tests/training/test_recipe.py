@@ -4,12 +4,14 @@ uses it only with a time budget and no model-size flag, typed flags winning over
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 import main as cli
 from training.recipe import (
     BYTES_PER_VOCAB_ENTRY,
+    MIN_UPDATES,
     MIN_VOCAB,
     RECIPES,
     choose_recipe,
@@ -45,13 +47,27 @@ def test_more_threads_or_a_gpu_afford_a_larger_row():
     assert choose_recipe(RECIPES[0].minutes, BIG, threads=2, cuda=True).row.minutes == RECIPES[-1].minutes
 
 
-def test_a_small_corpus_gets_a_smaller_vocabulary_and_more_dropout():
+def test_a_small_corpus_gets_a_smaller_vocabulary_and_a_pass_cap():
     row = RECIPES[-1]
     tiny = choose_recipe(row.minutes, 20_000, threads=2)
     assert tiny.row.vocab_size < row.vocab_size and tiny.row.vocab_size >= MIN_VOCAB
     assert tiny.row.vocab_size * BYTES_PER_VOCAB_ENTRY <= 20_000 or tiny.row.vocab_size == MIN_VOCAB
-    assert tiny.row.dropout >= 0.2
-    assert choose_recipe(row.minutes, BIG, threads=2).row.vocab_size == row.vocab_size
+    assert MIN_UPDATES <= tiny.max_steps < tiny.estimated_steps / 10  # the passes end it long before the budget
+    assert tiny.settings()["max_steps"] == tiny.max_steps
+    assert choose_recipe(RECIPES[0].minutes, 2_000, threads=2).max_steps == MIN_UPDATES  # the floor
+    big = choose_recipe(row.minutes, BIG, threads=2)
+    assert big.row.vocab_size == row.vocab_size
+    assert big.max_steps is None and "max_steps" not in big.settings()  # the budget ends a large corpus's run
+
+
+def test_the_pass_cap_follows_the_rows_measured_passes():
+    for row in RECIPES:
+        pick = choose_recipe(row.minutes, 1_003_854, threads=2)  # the corpus the table was measured on
+        if pick.max_steps is not None:
+            tokens = pick.max_steps * row.batch_size * row.max_seq_len
+            chars_per_token = 2.44 + 0.40 * math.log2(pick.row.vocab_size / 1024)
+            assert tokens / (1_003_854 / chars_per_token) == pytest.approx(row.max_passes, rel=0.01)
+            assert pick.max_steps < pick.estimated_steps
 
 
 def test_recipe_applies_only_to_a_budgeted_decoder_run_without_size_flags():
