@@ -37,7 +37,7 @@ def main() -> None:
         print(f"training with the recipe for {minutes:g} minutes ...", flush=True)
         rows.append(train_and_score([], minutes, work / f"recipe-{minutes:g}", train_file, val_text))
         if args.out:
-            _write(args.out, rows)
+            _write(args.out, rows)  # after every run: an interrupted bench keeps what it measured
     print(f"\n{'budget':>7} {'model':<58} {'train':>7} {'val':>7} {'must':>6}")
     for row in rows:
         must = MUSTS.get(row["minutes"])
@@ -49,11 +49,17 @@ def main() -> None:
 
 
 def _write(out: str, rows: list[dict]) -> None:
+    """Write ``rows`` to ``out``, keeping the rows already there for budgets this call did not run (so
+    ``--budgets 30`` replaces only the 30-minute row)."""
     from minillm.atomic import atomic_write_text
 
+    path = Path(out)
+    fresh = {row["minutes"] for row in rows}
+    kept = json.loads(path.read_text())["rows"] if path.exists() else []
+    merged = sorted([row for row in kept if row["minutes"] not in fresh] + rows, key=lambda row: row["minutes"])
     atomic_write_text(out, json.dumps({"reference": {"nanoGPT_char_gpu_bits_per_char": NANOGPT_GPU},
-                                       "musts": {f"{k:g}": v for k, v in MUSTS.items()}, "rows": rows}, indent=2)
-                      + "\n")
+                                       "musts": {f"{k:g}": v for k, v in MUSTS.items()}, "rows": merged},
+                                      indent=2) + "\n")
 
 
 if __name__ == "__main__":

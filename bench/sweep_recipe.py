@@ -126,6 +126,9 @@ add_updates("muon-d192L4-v4096-drop0.2-wd0.3", 3300, D192 + V4096 + regularized(
 add_updates("muon-d192L4-v4096-drop0.2-wd0.6", 3300, D192 + V4096 + regularized(0.2, 0.6) + MUON)
 add_updates("muon-d192L4-v2048-drop0.2-wd0.6", 6000, D192 + V2048 + regularized(0.2, 0.6) + MUON)
 add_updates("muon-d256L4-v2048-drop0.3-wd0.6", 4000, size(256, 4, 8) + V2048 + regularized(0.3, 0.6) + MUON)
+# Finer vocabularies at about the same passes as muon-d128L4-v2048-wd0.3@1650u (fewer characters per token).
+add_updates("muon-d128L4-v1024-wd0.3", 1950, D128 + ["--vocab_size", "1024"] + regularized(0, 0.3) + MUON)
+add_updates("muon-d128L4-v512-wd0.3", 2300, D128 + ["--vocab_size", "512"] + regularized(0, 0.3) + MUON)
 SPEED_IRRELEVANT = ("--dropout", "--weight_decay", "--lr", "--muon_lr")
 
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from minillm.errors import InputError
 
-from .layers import apply_rotary, joint_projection
+from .layers import apply_rotary
 
 
 class KVCache:
@@ -92,20 +92,13 @@ class Attention(nn.Module):
         layer_idx: int = 0,
     ) -> torch.Tensor:
         """x (B, T, C) -> (B, T, C). ``attn_mask`` is bool (True = attend) or additive float, (B|1, nh|1, T, S)."""
-        static = source is not None and cache is not None and layer_idx in cache.static
-        joint = joint_projection(x, (self.q_proj, self.k_proj, self.v_proj)) if source is None and cache is None else None
-        if joint is not None:  # training self-attention: one product for q, k and v
-            q, k, v = joint
-        else:
-            kv_input = x if source is None else source
-            q = self.q_proj(x)
-            k, v = (None, None) if static else (self.k_proj(kv_input), self.v_proj(kv_input))
-        q = self._split(q, self.num_heads)  # (B, nh, T, hd)
-        if static:
+        q = self._split(self.q_proj(x), self.num_heads)  # (B, nh, T, hd)
+        if source is not None and cache is not None and layer_idx in cache.static:
             k, v = cache.static[layer_idx]  # cross-attention keys computed on the first step
         else:
-            k = self._split(k, self.num_kv_heads)  # (B, n_kv, S, hd)
-            v = self._split(v, self.num_kv_heads)
+            kv_input = x if source is None else source
+            k = self._split(self.k_proj(kv_input), self.num_kv_heads)  # (B, n_kv, S, hd)
+            v = self._split(self.v_proj(kv_input), self.num_kv_heads)
             if rotary is not None:
                 cos, sin = rotary
                 q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
