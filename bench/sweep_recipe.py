@@ -227,29 +227,48 @@ def save(results: dict[str, dict]) -> None:
     atomic_write_text(OUT, json.dumps(results, indent=2) + "\n")
 
 
+PLOT_GROUPS = ("AdamW, time-budget runs (first sweep)", "AdamW, fixed updates", "Muon d128, fixed updates",
+               "Muon d192/d256, fixed updates", "the recipe (its own time-budget runs)")
+PLOT_STYLES = {
+    PLOT_GROUPS[0]: {"linestyle": "none", "marker": "x", "color": "tab:gray", "alpha": 0.7},
+    PLOT_GROUPS[1]: {"linestyle": "none", "marker": "x", "color": "tab:red"},
+    PLOT_GROUPS[2]: {"linestyle": "none", "marker": "o", "color": "tab:blue", "alpha": 0.8},
+    PLOT_GROUPS[3]: {"linestyle": "none", "marker": "s", "color": "tab:green", "alpha": 0.8},
+    PLOT_GROUPS[4]: {"linewidth": 2.5, "color": "black", "zorder": 5, "marker": "o"},
+}
+
+
+def plot_group(name: str, row: dict) -> str:
+    """Which of :data:`PLOT_GROUPS` a recorded run belongs to."""
+    if name.startswith("recipe@"):
+        return PLOT_GROUPS[4]
+    if "updates" not in row:
+        return PLOT_GROUPS[0]
+    if name.startswith("adamw"):
+        return PLOT_GROUPS[1]
+    return PLOT_GROUPS[2] if name.startswith("muon-d128") else PLOT_GROUPS[3]
+
+
 def plot(results: dict[str, dict]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    families: dict[str, list[tuple[float, float]]] = {}
+    groups: dict[str, list[tuple[float, float, str]]] = {}
     for name, row in results.items():
         if "spoiled" in row.get("note", ""):
             continue
-        family = name.split("@")[0]
-        family = family if "updates" in row or family == "recipe" else f"adamw {family} (budget run)"
-        families.setdefault(family, []).append((row["minutes"], row["val_bits_per_char"]))
+        groups.setdefault(plot_group(name, row), []).append((row["minutes"], row["val_bits_per_char"], name))
     fig, ax = plt.subplots(figsize=(10, 5.5))
-    for family, points in sorted(families.items()):
+    for group, points in sorted(groups.items(), key=lambda kv: PLOT_GROUPS.index(kv[0])):
         points.sort()
-        if family == "recipe":
-            style = {"linewidth": 2.5, "color": "black", "zorder": 5, "marker": "o"}
-        elif family.startswith("adamw"):
-            style = {"linewidth": 0.8, "alpha": 0.5, "marker": "x", "linestyle": "--"}
-        else:
-            style = {"linewidth": 1.5, "marker": "o"}
-        ax.plot([p[0] for p in points], [p[1] for p in points], label=family, **style)
+        style = PLOT_STYLES[group]
+        ax.plot([p[0] for p in points], [p[1] for p in points], label=f"{group} ({len(points)})", **style)
+    best = sorted((p for group, points in groups.items() if group != "the recipe (its own time-budget runs)"
+                   for p in points), key=lambda p: p[1])[:2]
+    for minutes, bits, name in best:  # the best sweep runs, named
+        ax.annotate(name, (minutes, bits), textcoords="offset points", xytext=(6, -10), fontsize=6.5)
     for level, label in ((2.20, "must @3 min"), (2.10, "must @8 min"), (2.05, "must @30 min"), (2.12, "nanoGPT GPU")):
         ax.axhline(level, linestyle=":", linewidth=0.8, color="gray")
         ax.text(0.01, level, label, fontsize=7, va="bottom", color="gray", transform=ax.get_yaxis_transform())
@@ -260,7 +279,7 @@ def plot(results: dict[str, dict]) -> None:
     ax.set_xlabel("training budget (minutes, 2 CPU cores)")
     ax.set_ylabel("held-out bits per character")
     ax.set_title("Tiny Shakespeare: held-out bits/char against the training budget")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     fig.savefig(PLOT, dpi=120)
 
