@@ -6,10 +6,11 @@ traffic plus a few microseconds per operator call. The step here keeps both low:
 - q/k/v and gate/up live in one row-major matrix each (:func:`fuse_linears`). The modules' weights become
   views into it (row blocks), so names, ``state_dict``, memory and training are unchanged, and each group is
   one product.
-- On CPU in float32 a one-row product ``x @ W.T`` is computed as :class:`RowBlockMatmul`: the weight's row
-  blocks (P, N/P, K) times the column ``x.T`` in one batched product. MKL then runs its matrix kernel on every
-  core instead of its single-threaded matrix-vector kernel: 31-40 GB/s of weights against 11-21 GB/s on this
-  project's 2-core machine (``bench/bench_decoder.py``).
+- On CPU in float32 a one-row product ``x @ W.T`` is computed either by ``F.linear`` or as
+  :class:`RowBlockMatmul` (the weight's row blocks (P, N/P, K) times the column ``x.T`` in one batched product,
+  so MKL runs its matrix kernel on every core instead of its matrix-vector kernel), whichever
+  :func:`row_blocks_pay` times faster once per process: on one 2-core machine of this project's the row blocks
+  streamed 31-40 GB/s of weights against 11-21 GB/s, on another ``F.linear`` won by 2-3x.
 - Rotary embeddings of all query and key heads are one batched product with a (hd, hd) rotation that is built
   once per step and shared by every layer (:func:`rotation_matrices`).
 - Attention reads the KV cache in place: one scaled product with the padding bias, a softmax, one product.
