@@ -129,7 +129,6 @@ class Recipe:
                     "would overfit) or at the budget")
         return f"about {self.estimated_epochs:.1f} passes over the data in the budget"
 
-
     def _optimizer(self) -> str:
         r = self.row
         return f"Muon lr {r.muon_lr:g} + AdamW lr {r.lr:g}" if r.optimizer == "muon" else f"AdamW lr {r.lr:g}"
