@@ -265,7 +265,7 @@ def plot(results: dict[str, dict]) -> None:
         points.sort()
         style = PLOT_STYLES[group]
         ax.plot([p[0] for p in points], [p[1] for p in points], label=f"{group} ({len(points)})", **style)
-    best = sorted((p for group, points in groups.items() if group != "the recipe (its own time-budget runs)"
+    best = sorted((p for group, points in groups.items() if group != PLOT_GROUPS[4]
                    for p in points), key=lambda p: p[1])[:2]
     for minutes, bits, name in best:  # the best sweep runs, named
         ax.annotate(name, (minutes, bits), textcoords="offset points", xytext=(6, -10), fontsize=6.5)
