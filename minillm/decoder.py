@@ -141,7 +141,7 @@ class DecoderOnlyModel(GenerationMixin, PretrainedMixin, nn.Module):
         ``attention_mask`` (B, past+T) marks real tokens (1) and padding (0), left or right; ``segment_ids`` (B, T)
         separates packed documents; ``cache`` continues from stored keys; ``last_only`` computes the head for
         the last position only (generation); ``head`` replaces ``lm_head`` by a function of the hidden states
-        (N, C) -> (N, V), such as the faster one-row product of :func:`~minillm.decoding.decode_matmul`.
+        (N, C) -> (N, V), such as the faster one-row product of :func:`~minillm.one_row_products.decode_matmul`.
         """
         B, T = input_ids.shape
         past = cache.length if cache is not None else 0

@@ -35,7 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "eval_steps": 100, "seed": 42, "device": "auto", "checkpoint_dir": None, "early_stopping_patience": 3,
     "early_stopping_min_delta": 0.0, "val_split": 0.1, "split_method": "paragraph", "tokenizer_path": None,
     "tokenizer_sample_bytes": 20_000_000, "encoding_errors": "strict", "max_minutes": None, "lr_scheduler": "auto",
-    "optimizer": "adamw", "muon_lr": 0.02, "gradient_accumulation_steps": 1, "mixed_precision": "auto", "overwrite": False, **FINETUNE_SETTINGS,
+    "optimizer": "adamw", "muon_lr": 0.02, "gradient_accumulation_steps": 1, "mixed_precision": "auto",
+    "overwrite": False, **FINETUNE_SETTINGS,
 }
 PRESET_FOR = {"decoder_only": "tiny", "encoder_only": "bert-tiny", "encoder_decoder": "t5-tiny"}
 

@@ -7,16 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from minillm import DecoderOnlyModel, decoding
-from minillm.decoding import (
-    RowBlockMatmul,
-    decode_matmul,
-    fuse_linears,
-    fused_rows,
-    prepare_decoding_weights,
-    supports_fused_decoding,
-)
+from minillm import DecoderOnlyModel, one_row_products
+from minillm.decoding import fuse_linears, fused_rows, prepare_decoding_weights, supports_fused_decoding
 from minillm.generation import GenerationSettings
+from minillm.one_row_products import RowBlockMatmul, decode_matmul
 
 from .hf_reference import LLAMA_VARIANTS as CONFIGS
 from .hf_reference import ours_from_hf, tiny_llama
@@ -56,7 +50,7 @@ def test_row_block_matmul_accepts_any_row_layout():
 def test_decode_matmul_uses_linear_outside_cpu_float32(monkeypatch):
     weight = torch.randn(6, 4, dtype=torch.bfloat16)
     x = torch.randn(2, 4, dtype=torch.bfloat16)
-    monkeypatch.setattr(decoding, "row_blocks_pay", lambda threads: True)
+    monkeypatch.setattr(one_row_products, "row_blocks_pay", lambda threads: True)
     assert not isinstance(decode_matmul(weight), RowBlockMatmul)
     assert torch.equal(decode_matmul(weight)(x), F.linear(x, weight))
     assert isinstance(decode_matmul(weight.float()), RowBlockMatmul)
@@ -65,7 +59,7 @@ def test_decode_matmul_uses_linear_outside_cpu_float32(monkeypatch):
 def test_decode_matmul_follows_the_timed_choice_for_cpu_float32(monkeypatch):
     weight = torch.randn(6, 4)
     x = torch.randn(1, 4)
-    monkeypatch.setattr(decoding, "row_blocks_pay", lambda threads: False)
+    monkeypatch.setattr(one_row_products, "row_blocks_pay", lambda threads: False)
     product = decode_matmul(weight)
     assert not isinstance(product, RowBlockMatmul)
     assert torch.equal(product(x), F.linear(x, weight))

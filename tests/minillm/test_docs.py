@@ -14,9 +14,10 @@ import minillm.layers
 from minillm.attention import KVCache
 from minillm.config import HF_ALIASES, ModelConfig
 from minillm.decoder import DecoderLayer
-from minillm.decoding import DecodeStep, RowBlockMatmul, decode_matmul, fuse_linears, prepare_decoding_weights
+from minillm.decoding import DecodeStep, fuse_linears, prepare_decoding_weights
 from minillm.encoder_decoder import T5Block, T5Stack
 from minillm.layers import rotate_half
+from minillm.one_row_products import RowBlockMatmul, decode_matmul
 from minillm.outputs import ModelOutput
 
 PUBLIC = [ModelConfig.to_dict, ModelConfig.to_json, ModelConfig.from_json, DecoderLayer.forward, T5Block.forward,

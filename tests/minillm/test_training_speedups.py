@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from minillm import DecoderOnlyModel, ModelConfig
-from minillm.decoding import RowBlockMatmul, decode_matmul, row_blocks_pay
+from minillm.one_row_products import RowBlockMatmul, decode_matmul, row_blocks_pay
 
 
 def _model(seed: int = 0) -> DecoderOnlyModel:
