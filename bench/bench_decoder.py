@@ -5,7 +5,8 @@
     and bf16 autocast, with the largest loss difference over the run (see ``decoder_training.py``);
 (b) SmolLM2-135M-Instruct greedy decoding tokens/s, 128 new tokens: batch 1 and batch 4 (4 prompts, left-padded)
     against transformers' generate in fp32 (bf16: batch 1); ours with int8 weights (``minillm.int8_weights``) and
-    in fp32 against llama.cpp (llama-cpp-python, 2 threads) on GGUF files of the same weights: f32 and q8_0
+    in fp32 (eager, and compiled: ``generate(..., compile=True)``, see ``minillm.compiled_decoding``) against
+    llama.cpp (llama-cpp-python, 2 threads) on GGUF files of the same weights: f32 and q8_0
     from our export, and the package's own Q4_1 file (the one our fp32 weights are de-quantized from).
     Reported with them: identical greedy tokens, leading greedy agreement over 128 tokens, max |logits - fp32|.
 
@@ -95,12 +96,13 @@ def timed(fn) -> tuple[float, object]:
 
 def alternate(runs: dict[str, object], repeats: int, n: int) -> dict[str, tuple[float, object]]:
     """Median seconds of each runner ``fn(new_tokens)`` over ``repeats`` alternating rounds of ``n`` tokens (after
-    a warm-up round of 8), with the last output of each."""
+    an untimed warm-up round of ``n`` too: a compiled step compiles there, for the cache length it is timed at),
+    with the last output of each."""
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     last: dict[str, object] = {}
     for i in range(repeats + 1):
         for name, fn in runs.items():
-            elapsed, last[name] = timed(lambda fn=fn, i=i: fn(n if i else min(n, 8)))
+            elapsed, last[name] = timed(lambda fn=fn: fn(n))
             if i:
                 seconds[name].append(elapsed)
     return {name: (statistics.median(seconds[name]), last[name]) for name in runs}
@@ -110,8 +112,8 @@ def hf_generate(model, ids, mask):
     return lambda k: model.generate(ids, attention_mask=mask, max_new_tokens=k, min_new_tokens=k, do_sample=False)
 
 
-def ours_generate(model, ids, mask):
-    return lambda k: model.generate(ids, attention_mask=mask, max_new_tokens=k, eos_token_id=[])
+def ours_generate(model, ids, mask, compile: bool = False):
+    return lambda k: model.generate(ids, attention_mask=mask, max_new_tokens=k, eos_token_id=[], compile=compile)
 
 
 def generation_rows(table: Table, dtypes: list[str], repeats: int, n: int, with_llama_cpp: bool) -> None:
@@ -207,16 +209,23 @@ def llama_cpp_rows(table, directory, q4_file, ids, fp32, int8, logits32, greedy3
     with tempfile.TemporaryDirectory() as tmp:
         files = {"F32": export_gguf(directory, Path(tmp) / "smollm2-f32.gguf", dtype="f32"),
                  "Q8_0": export_gguf(directory, Path(tmp) / "smollm2-q8_0.gguf", dtype="q8_0"), "Q4_1": q4_file}
-        for kind, ours, label in (("F32", fp32, "fp32"), ("Q8_0", int8, "int8"), ("Q4_1", int8, "int8")):
+        for kind, ours, label in (("F32", fp32, "fp32"), ("F32", fp32, "fp32 compiled"), ("Q8_0", int8, "int8"),
+                                  ("Q4_1", int8, "int8")):
             llm = open_llama(files[kind])
-            got = alternate({"ours": ours_generate(ours, prompt, None), "ref": lambda k, llm=llm: llama_greedy(llm, ids, k)},
-                            repeats, n)
+            compiled = label.endswith("compiled")
+            started = time.perf_counter()
+            if compiled:  # the first call compiles (untimed; its seconds go in the row)
+                fp32.generate(prompt, max_new_tokens=n, eos_token_id=[], compile=True)
+            compile_s = round(time.perf_counter() - started, 1)
+            got = alternate({"ours": ours_generate(ours, prompt, None, compiled),
+                             "ref": lambda k, llm=llm: llama_greedy(llm, ids, k)}, repeats, n)
             tokens, first = got["ref"][1]
             ours_tokens = got["ours"][1][0, len(ids):].tolist()
             table.add(f"SmolLM2 greedy tokens/s (B1, {n} new, ours {label})", n / got["ours"][0],
                       f"llama.cpp {kind}", n / got["ref"][0], identical_tokens=tokens == ours_tokens,
                       leading_agreement_with_ours_fp32=agreement(tokens, greedy32),
-                      max_logits_diff_vs_ours_fp32=float(f"{float((first - logits32).abs().max()):.3g}"))
+                      max_logits_diff_vs_ours_fp32=float(f"{float((first - logits32).abs().max()):.3g}"),
+                      **({"first_call_with_compile_s": compile_s} if compiled else {}))
             del llm
     table.notes.append("llama.cpp: llama-cpp-python with n_threads=2, F32 KV cache, use_extra_bufts=False (0.3.36 "
                        "segfaults on quantized GGUF here otherwise); F32 and Q8_0 files from "

@@ -18,6 +18,7 @@ from minillm.errors import InputError
 
 from .attention import Attention, KVCache, padding_and_causal_mask
 from .checkpoint import PretrainedMixin, register_family
+from .compiled_decoding import CompiledDecodeStep, static_cache_length, supports_compiled_decoding
 from .config import ModelConfig, coerce_config
 from .convert import llama as llama_convert
 from .decoding import DecodeStep, head_matmul, prepare_decoding_weights, supports_fused_decoding
@@ -191,10 +192,12 @@ class DecoderOnlyModel(GenerationMixin, PretrainedMixin, nn.Module):
         when the projections are wrapped (adapters, 4-bit layers); int8 projections
         (:func:`~minillm.int8_weights.quantize_int8`) take the fused step too."""
         B, T = input_ids.shape
-        cache = KVCache(self.config.num_layers, T + settings.max_new_tokens)
         mask = attention_mask
         if mask is not None and bool(mask.all()):
             mask = None
+        if settings.compile:
+            return self._prepare_compiled_generation(input_ids, mask, settings), input_ids, input_ids
+        cache = KVCache(self.config.num_layers, T + settings.max_new_tokens)
         # Fusing q/k/v and gate/up happens once, here, outside inference mode (training afterwards works).
         layers = prepare_decoding_weights(self) if supports_fused_decoding(self) else None
         head = head_matmul(self.lm_head)
@@ -212,3 +215,24 @@ class DecoderOnlyModel(GenerationMixin, PretrainedMixin, nn.Module):
             return logits[:, -1]
 
         return step, input_ids, input_ids
+
+    def _prepare_compiled_generation(
+        self, input_ids: torch.Tensor, mask: torch.Tensor | None, settings: GenerationSettings
+    ) -> StepFn:
+        """The step of ``generate(..., compile=True)``: the prompt through the model into a static cache, then
+        :class:`~minillm.compiled_decoding.CompiledDecodeStep`."""
+        if not supports_compiled_decoding(self):
+            raise InputError("compile=True needs plain nn.Linear projections and head; this model has adapters or "
+                             "quantized layers (merge or drop them, or generate without compile)")
+        cache = KVCache(self.config.num_layers, static_cache_length(input_ids.shape[1] + settings.max_new_tokens))
+        decode: CompiledDecodeStep | None = None
+
+        def step(new_ids: torch.Tensor) -> torch.Tensor:
+            nonlocal decode
+            if decode is not None:
+                return decode(new_ids)
+            logits = self(new_ids, attention_mask=mask, cache=cache, last_only=True).logits
+            decode = CompiledDecodeStep(self, cache, mask)
+            return logits[:, -1]
+
+        return step

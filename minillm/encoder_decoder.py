@@ -246,6 +246,8 @@ class EncoderDecoderModel(GenerationMixin, PretrainedMixin, nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, settings: GenerationSettings
     ) -> tuple[StepFn, torch.Tensor, torch.Tensor]:
         """The encoder runs once; the step feeds the decoder (KV-cached) from the start token on."""
+        if settings.compile:
+            raise InputError("compile=True is for the decoder-only model; generate without it here")
         start = self.generation_prefix(input_ids)
         cache = KVCache(self.config.num_decoder_layers, settings.max_new_tokens + 1)
         with torch.inference_mode():

@@ -31,6 +31,7 @@ class GenerationSettings:
     pad_token_id: int = 0
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    compile: bool = False  # the decoder's compiled step over a static cache (minillm.compiled_decoding)
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 0:
@@ -219,14 +220,21 @@ class GenerationMixin:
         stop: str | Sequence[str] | None = None,
         seed: int | None = None,
         tokenizer: Any = None,
+        compile: bool = False,
     ) -> Iterator[torch.Tensor]:
-        """Yield the next token (B,) of every row as it is generated (KV-cached)."""
+        """Yield the next token (B,) of every row as it is generated (KV-cached).
+
+        ``compile=True`` (our decoder, plain linear projections) runs every step after the prompt through one
+        ``torch.compile`` graph over a static cache (:mod:`minillm.compiled_decoding`): the first call compiles
+        (tens of seconds on a CPU), later ones are faster than the eager step.
+        """
         input_ids = as_batch(input_ids, self._generation_device())
         defaults = {"eos_token_id": self.config.eos_token_id, "pad_token_id": self.config.pad_token_id}
         defaults.update({k: v for k, v in self.generation_config.items() if v is not None})
         settings = resolve_settings(
             defaults, eos_token_id, pad_token_id, stop, max_new_tokens=max_new_tokens, do_sample=do_sample,
             temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty, seed=seed,
+            compile=compile,
         )
         if attention_mask is not None:
             attention_mask = attention_mask.to(input_ids.device)

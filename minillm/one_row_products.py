@@ -59,6 +59,17 @@ class RowBlockMatmul:
         return y
 
 
+@torch.library.custom_op("minillm::row_block_product", mutates_args=())
+def row_block_product(x: torch.Tensor, weight: torch.Tensor, parts: int) -> torch.Tensor:
+    """``x @ weight.T`` (B, N) by :class:`RowBlockMatmul`, as an operator that ``torch.compile`` calls as it is."""
+    return RowBlockMatmul(weight, None, parts)(x).contiguous()
+
+
+@row_block_product.register_fake
+def _row_block_product_shape(x: torch.Tensor, weight: torch.Tensor, parts: int) -> torch.Tensor:
+    return x.new_empty((x.shape[0], weight.shape[0]))
+
+
 def decode_matmul(weight: torch.Tensor, bias: torch.Tensor | None = None) -> MatmulFn:
     """The fastest ``x -> x @ weight.T + bias`` for one decoding step on ``weight``'s device and dtype."""
     on_cpu = weight.device.type == "cpu" and weight.dtype == torch.float32
