@@ -17,7 +17,9 @@ first compile of SmolLM2 takes 20-35 s on 2 cores (torch caches it on disk, so t
 Logits match the eager step within float32 rounding (reduction order), not bit for bit.
 
 The products stay ``F.linear``, or the row-block product where that is the faster on this CPU
-(:func:`~minillm.one_row_products.row_blocks_pay`), called as the custom operator ``minillm::row_block_product``.
+(:func:`~minillm.one_row_products.row_blocks_pay`), called as the custom operator ``minillm::row_block_product``;
+int8 models (:func:`~minillm.int8_weights.quantize_int8`) keep torch's weight-only int8 kernel. Where the products
+are faster (int8), the small operators are a larger share of a token, and compiling pays more.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import KVCache
-from .decoding import fuse_linears, rotate_half_matrix, rotation_matrices
+from .decoding import fuse_linears, fused_rows, rotate_half_matrix, rotation_matrices
+from .int8_weights import Int8Linear
 from .layers import activation
 from .one_row_products import row_block_product, row_blocks_pay
 
@@ -60,57 +63,81 @@ class StepShape:
     row_blocks: int  # 0: F.linear; else the number of row blocks of each product (the thread count)
 
 
+Product = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]
+"""One product's tensors: weight (N, K) in float, or int8 with its per-row scales (N,) (else None); bias or None."""
+
+
 @dataclass
 class StepWeights:
-    """Every tensor the step reads, as detached views of the model's parameters (no copies)."""
+    """Every tensor the step reads: views of the model's parameters (q/k/v and gate/up fused, see
+    :func:`~minillm.decoding.fuse_linears`), no copies."""
 
-    layers: list[tuple[torch.Tensor | None, ...]]  # per layer: norm1, qkv w, qkv b, out w, out b, norm2, gu w, gu b, down w, down b
+    layers: list[tuple[torch.Tensor, Product, Product, torch.Tensor, Product, Product]]  # norm, qkv, out, norm, gu, down
     embedding: torch.Tensor
     final_norm: torch.Tensor
-    head: tuple[torch.Tensor, torch.Tensor | None]
+    head: Product
     rotate_half: torch.Tensor
 
 
 def supports_compiled_decoding(model: nn.Module) -> bool:
-    """True for a decoder whose block projections and output head are all plain ``nn.Linear``."""
-    layers = model.model.layers
-    linears = [m for layer in layers for m in (*_attention_projections(layer), *_mlp_projections(layer))]
-    return all(type(m) is nn.Linear for m in [*linears, model.lm_head])
+    """True for a decoder whose block projections and output head are all plain ``nn.Linear``, or all
+    :class:`~minillm.int8_weights.Int8Linear` (:func:`~minillm.int8_weights.quantize_int8`)."""
+    modules = [m for layer in model.model.layers for m in _projections(layer)] + [model.lm_head]
+    return {type(m) for m in modules} in ({nn.Linear}, {Int8Linear})
 
 
-def _attention_projections(layer: nn.Module) -> list[nn.Module]:
-    return [layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj]
+def _projections(layer: nn.Module) -> list[nn.Module]:
+    attn, mlp = layer.self_attn, layer.mlp
+    return [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj]
 
 
-def _mlp_projections(layer: nn.Module) -> list[nn.Module]:
-    return [layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj]
+def _one_matrix(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """The row blocks ``tensors`` as one matrix: a view when they already are one, else a copy."""
+    fused = fused_rows(tensors)
+    return fused if fused is not None else torch.cat(tensors)
+
+
+def group_product(modules: list[nn.Module]) -> Product:
+    """The tensors of one product over ``modules`` (which share their input): plain linears are fused in place,
+    int8 ones (usually stored fused by ``quantize_int8``) are viewed, or copied when they are not one block."""
+    if not isinstance(modules[0], Int8Linear):
+        weight, bias = fuse_linears(modules)
+        return weight, None, bias
+    biases = [m.bias for m in modules]
+    if all(b is None for b in biases):
+        bias = None
+    else:
+        bias = _one_matrix([m.scales.new_zeros(m.out_features) if b is None else b for m, b in zip(modules, biases)])
+    return _one_matrix([m.weight_int8 for m in modules]), _one_matrix([m.scales for m in modules]), bias
 
 
 def step_weights(model: nn.Module) -> StepWeights:
-    """Fuse q/k/v and gate/up (see :func:`~minillm.decoding.fuse_linears`) and collect the step's tensors."""
+    """Collect the step's tensors (fusing q/k/v and gate/up of plain linears once, in place)."""
     layers = []
     for layer in model.model.layers:
-        q, k, v, o = _attention_projections(layer)
-        gate, up, down = _mlp_projections(layer)
+        q, k, v, o, gate, up, down = _projections(layer)
         layers.append((
-            layer.input_layernorm.weight.detach(), *fuse_linears([q, k, v]), *fuse_linears([o]),
-            layer.post_attention_layernorm.weight.detach(), *fuse_linears([gate, up]), *fuse_linears([down]),
+            layer.input_layernorm.weight.detach(), group_product([q, k, v]), group_product([o]),
+            layer.post_attention_layernorm.weight.detach(), group_product([gate, up]), group_product([down]),
         ))
     embedding = model.model.embed_tokens.weight.detach()
-    head = model.lm_head
     return StepWeights(
-        layers=layers, embedding=embedding, final_norm=model.model.norm.weight.detach(),
-        head=(head.weight.detach(), None if head.bias is None else head.bias.detach()),
+        layers=layers, embedding=embedding, final_norm=model.model.norm.weight.detach(), head=group_product([model.lm_head]),
         rotate_half=rotate_half_matrix(model.config.head_dim, embedding.dtype, embedding.device),
     )
 
 
-def _product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, row_blocks: int) -> torch.Tensor:
-    """x (B, K) @ weight.T (+ bias) -> (B, N), by F.linear or the row-block operator."""
-    if not row_blocks:
+def _product(x: torch.Tensor, product: Product, row_blocks: int) -> torch.Tensor:
+    """x (B, K) -> (B, N): int8 weights through torch's weight-only int8 kernel (as ``int8_matmul``), float ones
+    through F.linear or the row-block operator."""
+    weight, scales, bias = product
+    if scales is not None:
+        y = torch.ops.aten._weight_int8pack_mm(x.to(scales.dtype), weight, scales).to(x.dtype)
+    elif row_blocks:
+        y = row_block_product(x, weight, row_blocks)
+    else:
         return F.linear(x, weight, bias)
-    y = row_block_product(x, weight, row_blocks)
-    return y if bias is None else y + bias
+    return y if bias is None else y + bias.to(y.dtype)
 
 
 def _decode_step(
@@ -131,9 +158,9 @@ def _decode_step(
         hidden = hidden | (slots <= index - shape.window)
     bias = padding_bias.masked_fill(hidden, float("-inf"))  # (B*n_kv, 1, L)
     at = index.view(1)
-    for i, (norm1, qkv_w, qkv_b, out_w, out_b, norm2, gu_w, gu_b, down_w, down_b) in enumerate(w.layers):
+    for i, (norm1, qkv_product, out_product, norm2, gate_up_product, down_product) in enumerate(w.layers):
         h = F.rms_norm(x, (shape.width,), norm1, shape.eps)
-        qkv = _product(h, qkv_w, qkv_b, rb).reshape(B, nh + 2 * nkv, hd)  # heads: q..., k..., v...
+        qkv = _product(h, qkv_product, rb).reshape(B, nh + 2 * nkv, hd)  # heads: q..., k..., v...
         qk = torch.bmm(qkv[:, : nh + nkv], rotation)  # (B, nh+n_kv, hd), rotary applied
         keys[i].index_copy_(2, at, qk[:, nh:, None, :])  # (B, n_kv, 1, hd) into (B, n_kv, L, hd)
         values[i].index_copy_(2, at, qkv[:, nh + nkv :, None, :])
@@ -142,12 +169,12 @@ def _decode_step(
         v = values[i].view(B * nkv, L, hd)
         scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=hd**-0.5)  # (B*n_kv, g, L)
         y = torch.bmm(scores.softmax(dim=-1), v).reshape(B, nh * hd)  # (B, nh*hd)
-        x = x + _product(y, out_w, out_b, rb)
+        x = x + _product(y, out_product, rb)
         h = F.rms_norm(x, (shape.width,), norm2, shape.eps)
-        gate_up = _product(h, gu_w, gu_b, rb)  # (B, 2*ff)
-        x = x + _product(act(gate_up[:, :ff]) * gate_up[:, ff:], down_w, down_b, rb)
+        gate_up = _product(h, gate_up_product, rb)  # (B, 2*ff)
+        x = x + _product(act(gate_up[:, :ff]) * gate_up[:, ff:], down_product, rb)
     x = F.rms_norm(x, (shape.width,), w.final_norm, shape.eps)
-    return _product(x, *w.head, rb)  # (B, V)
+    return _product(x, w.head, rb)  # (B, V)
 
 
 _COMPILED: dict[str, Any] = {}

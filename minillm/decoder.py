@@ -222,8 +222,9 @@ class DecoderOnlyModel(GenerationMixin, PretrainedMixin, nn.Module):
         """The step of ``generate(..., compile=True)``: the prompt through the model into a static cache, then
         :class:`~minillm.compiled_decoding.CompiledDecodeStep`."""
         if not supports_compiled_decoding(self):
-            raise InputError("compile=True needs plain nn.Linear projections and head; this model has adapters or "
-                             "quantized layers (merge or drop them, or generate without compile)")
+            raise InputError("compile=True needs plain nn.Linear projections and head, or all int8 (quantize_int8); "
+                             "this model has adapters or other layers there (merge or drop them, or generate without "
+                             "compile)")
         cache = KVCache(self.config.num_layers, static_cache_length(input_ids.shape[1] + settings.max_new_tokens))
         decode: CompiledDecodeStep | None = None
 
