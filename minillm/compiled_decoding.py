@@ -32,8 +32,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import KVCache
-from .decoding import fuse_linears, fused_rows, rotate_half_matrix, rotation_matrices
-from .int8_weights import Int8Linear
+from .decoding import (
+    fuse_linears,
+    fused_rows,
+    positions_and_padding_bias,
+    rotate_half_matrix,
+    rotation_matrices,
+)
+from .int8_weights import Int8Linear, int8_matmul
 from .layers import activation
 from .one_row_products import row_block_product, row_blocks_pay
 
@@ -120,19 +126,23 @@ def step_weights(model: nn.Module) -> StepWeights:
             layer.input_layernorm.weight.detach(), group_product([q, k, v]), group_product([o]),
             layer.post_attention_layernorm.weight.detach(), group_product([gate, up]), group_product([down]),
         ))
-    embedding = model.model.embed_tokens.weight.detach()
+    embedding, head = model.model.embed_tokens.weight.detach(), model.lm_head
+    if isinstance(head, Int8Linear):
+        head_product = group_product([head])
+    else:  # as it is: the weight may be the tied embedding, which fusing must not replace
+        head_product = (head.weight.detach(), None, None if head.bias is None else head.bias.detach())
     return StepWeights(
-        layers=layers, embedding=embedding, final_norm=model.model.norm.weight.detach(), head=group_product([model.lm_head]),
+        layers=layers, embedding=embedding, final_norm=model.model.norm.weight.detach(), head=head_product,
         rotate_half=rotate_half_matrix(model.config.head_dim, embedding.dtype, embedding.device),
     )
 
 
 def _product(x: torch.Tensor, product: Product, row_blocks: int) -> torch.Tensor:
-    """x (B, K) -> (B, N): int8 weights through torch's weight-only int8 kernel (as ``int8_matmul``), float ones
-    through F.linear or the row-block operator."""
+    """x (B, K) -> (B, N): int8 weights through :func:`~minillm.int8_weights.int8_matmul` (torch's weight-only
+    int8 kernel on CPU), float ones through F.linear or the row-block operator."""
     weight, scales, bias = product
     if scales is not None:
-        y = torch.ops.aten._weight_int8pack_mm(x.to(scales.dtype), weight, scales).to(x.dtype)
+        y = int8_matmul(x, weight, scales)
     elif row_blocks:
         y = row_block_product(x, weight, row_blocks)
     else:
@@ -207,19 +217,10 @@ class CompiledDecodeStep:
         row_blocks = threads if device.type == "cpu" and dtype == torch.float32 and row_blocks_pay(threads) else 0
         self.shape = StepShape(config.num_heads, config.num_kv_heads, config.head_dim, config.d_ff, config.d_model,
                                config.norm_eps, config.sliding_window, row_blocks)
-        batch, prompt_len = cache.keys[0].shape[0], cache.length
         for tensor in (*cache.keys, *cache.values):  # every step reads the whole cache: no stale NaN may hide there
-            tensor[:, :, prompt_len:].zero_()
-        if attention_mask is None:
-            self.positions = torch.full((batch,), prompt_len, dtype=torch.long, device=device)
-        else:
-            self.positions = attention_mask.long().sum(-1)  # the next position of each row: its real tokens
-        self.index = torch.tensor(prompt_len, device=device)
-        bias = torch.zeros(batch, config.num_kv_heads, 1, cache.max_len, dtype=dtype, device=device)
-        if attention_mask is not None:
-            padding = attention_mask[:, None, None, :prompt_len] == 0  # (B, 1, 1, T)
-            bias[..., :prompt_len].masked_fill_(padding, float("-inf"))
-        self.padding_bias = bias.view(batch * config.num_kv_heads, 1, cache.max_len)  # (B*n_kv, 1, L)
+            tensor[:, :, cache.length :].zero_()
+        self.positions, self.padding_bias = positions_and_padding_bias(cache, attention_mask, config.num_kv_heads, dtype)
+        self.index = torch.tensor(cache.length, device=device)  # the cache slot this step writes
         self.function = compiled_step_function(device.type)
 
     @torch.inference_mode()

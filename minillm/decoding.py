@@ -181,6 +181,23 @@ def rotation_matrices(cos: torch.Tensor, sin: torch.Tensor, rotate_half: torch.T
     return torch.diag_embed(cos) + rotate_half * sin[:, None, :]  # (B, hd, hd)
 
 
+def positions_and_padding_bias(
+    cache: KVCache, attention_mask: torch.Tensor | None, kv_heads: int, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """After the prompt: each row's next position (B,) (its count of real tokens) and the additive attention bias
+    (B*n_kv, 1, max_len), ``-inf`` on the prompt's padding, 0 elsewhere."""
+    batch, prompt_len, device = cache.keys[0].shape[0], cache.length, cache.keys[0].device
+    if attention_mask is None:
+        positions = torch.full((batch,), prompt_len, dtype=torch.long, device=device)
+    else:
+        positions = attention_mask.long().sum(-1)
+    bias = torch.zeros(batch, kv_heads, 1, cache.max_len, dtype=dtype, device=device)
+    if attention_mask is not None:
+        padding = attention_mask[:, None, None, :prompt_len] == 0  # (B, 1, 1, T)
+        bias[..., :prompt_len].masked_fill_(padding, float("-inf"))
+    return positions, bias.view(batch * kv_heads, 1, cache.max_len)  # (B*n_kv, 1, max_len)
+
+
 class DecodeStep:
     """Consumes one new token per row (B, 1) and returns the next-token logits (B, V), filling ``cache``.
 
@@ -206,18 +223,8 @@ class DecodeStep:
         self.scale = self.head_dim**-0.5
         embedding = model.model.embed_tokens.weight.detach()
         self.embedding, self.final_norm = embedding, model.model.norm.weight.detach()
-        device, dtype = embedding.device, embedding.dtype
-        batch, prompt_len = cache.keys[0].shape[0], cache.length
-        if attention_mask is None:
-            self.positions = torch.full((batch,), prompt_len, dtype=torch.long, device=device)
-        else:
-            self.positions = attention_mask.long().sum(-1)  # the next position of each row: its real tokens
-        bias = torch.zeros(batch, self.kv_heads, 1, cache.max_len, dtype=dtype, device=device)
-        if attention_mask is not None:
-            padding = attention_mask[:, None, None, :prompt_len] == 0  # (B, 1, 1, T)
-            bias[..., :prompt_len].masked_fill_(padding, float("-inf"))
-        self.bias = bias.view(batch * self.kv_heads, 1, cache.max_len)  # (B*n_kv, 1, max_len)
-        self.rotate_half = rotate_half_matrix(self.head_dim, dtype, device)
+        self.positions, self.bias = positions_and_padding_bias(cache, attention_mask, self.kv_heads, embedding.dtype)
+        self.rotate_half = rotate_half_matrix(self.head_dim, embedding.dtype, embedding.device)
 
     @torch.inference_mode()
     def __call__(self, new_ids: torch.Tensor) -> torch.Tensor:
