@@ -13,7 +13,7 @@ step is one C++ call around the products. For that the step must keep one set of
 
 So one compiled graph serves every step of a generation, and of later generations of the same model and cache
 length; a second cache length makes torch compile once more with that length symbolic, and then no more. The
-first compile of SmolLM2 takes 20-35 s on 2 cores (torch caches it on disk, so the next process takes a few).
+first compile of SmolLM2 took 25-50 s on 2 cores here (torch caches it on disk; then a few seconds).
 Logits match the eager step within float32 rounding (reduction order), not bit for bit.
 
 The products stay ``F.linear``, or the row-block product where that is the faster on this CPU
