@@ -17,6 +17,7 @@ from minillm.int8_weights import quantize_int8
 from minillm.one_row_products import row_block_product
 from tokenizers_bpe import BPETokenizer
 
+from .decoding_checks import padded_prompt, steps_match_forward
 from .hf_reference import LLAMA_VARIANTS as CONFIGS
 from .hf_reference import ours_from_hf, tiny_llama
 
@@ -36,17 +37,7 @@ def _model(layers: int = 2) -> DecoderOnlyModel:
 
 
 def _steps_against_forward(model, ids, mask, steps: int, atol: float, generator: torch.Generator) -> None:
-    step, first, _ = model.prepare_generation(ids, mask, GenerationSettings(max_new_tokens=steps, compile=True))
-    seq, full_mask, current = ids, mask, first
-    with torch.inference_mode():
-        for i in range(steps):
-            logits = step(current)
-            expected = model(input_ids=seq, attention_mask=full_mask).logits[:, -1]
-            assert_close(logits.float(), expected.float(), atol=atol, rtol=atol)
-            current = torch.randint(3, model.config.vocab_size, (ids.shape[0], 1), generator=generator)
-            seq = torch.cat([seq, current], dim=1)
-            if full_mask is not None:
-                full_mask = torch.cat([full_mask, torch.ones_like(current)], dim=1)
+    steps_match_forward(model, ids, mask, steps, atol, generator, compile=True)
 
 
 def test_static_cache_length_rounds_up_to_whole_blocks():
@@ -69,10 +60,7 @@ def test_compiled_steps_match_the_full_forward(name, tmp_path):
     """Left padding, past the sliding window (8), tied and untied heads, biases, llama3 rope."""
     model = ours_from_hf(tiny_llama(**CONFIGS[name]), tmp_path)
     g = torch.Generator().manual_seed(3)
-    ids = torch.randint(3, 128, (3, 7), generator=g)
-    mask = torch.ones_like(ids)
-    mask[1, :3] = 0
-    mask[2, :1] = 0
+    ids, mask = padded_prompt(g)
     _steps_against_forward(model, ids, mask, 14, 2e-5, g)
 
 

@@ -12,6 +12,7 @@ from minillm.decoding import fuse_linears, fused_rows, prepare_decoding_weights,
 from minillm.generation import GenerationSettings
 from minillm.one_row_products import RowBlockMatmul, decode_matmul
 
+from .decoding_checks import padded_prompt, steps_match_forward
 from .hf_reference import LLAMA_VARIANTS as CONFIGS
 from .hf_reference import ours_from_hf, tiny_llama
 
@@ -134,21 +135,8 @@ def test_decode_steps_match_the_full_forward(name, tmp_path):
     sliding window, for every attention/rope/bias variant."""
     ours = ours_from_hf(tiny_llama(**CONFIGS[name]), tmp_path)
     g = torch.Generator().manual_seed(3)
-    ids = torch.randint(3, 128, (3, 7), generator=g)
-    mask = torch.ones_like(ids)
-    mask[1, :3] = 0
-    mask[2, :1] = 0
-    steps = 14  # 21 positions: past the window of 8
-    step, first, _ = ours.prepare_generation(ids, mask, GenerationSettings(max_new_tokens=steps))
-    seq, full_mask, current = ids, mask, first
-    with torch.inference_mode():
-        for _ in range(steps):
-            logits = step(current)
-            expected = ours(input_ids=seq, attention_mask=full_mask).logits[:, -1]
-            assert_close(logits, expected, atol=2e-5, rtol=1e-5)
-            current = torch.randint(3, 128, (3, 1), generator=g)  # arbitrary next tokens
-            seq = torch.cat([seq, current], dim=1)
-            full_mask = torch.cat([full_mask, torch.ones_like(current)], dim=1)
+    ids, mask = padded_prompt(g)
+    steps_match_forward(ours, ids, mask, 14, 2e-5, g)  # 21 positions: past the window of 8
 
 
 def test_generation_with_biases_matches_transformers(tmp_path):
