@@ -190,7 +190,8 @@ class DecoderOnlyModel(GenerationMixin, PretrainedMixin, nn.Module):
         """The first step runs the prompt through the model into a KV cache; each later step is a
         :class:`~minillm.decoding.DecodeStep` (fused projections, one token per row), or another cached forward
         when the projections are wrapped (adapters, 4-bit layers); int8 projections
-        (:func:`~minillm.int8_weights.quantize_int8`) take the fused step too."""
+        (:func:`~minillm.int8_weights.quantize_int8`) take the fused step too. With ``settings.compile`` the steps
+        after the prompt are one compiled graph instead (:meth:`_prepare_compiled_generation`)."""
         B, T = input_ids.shape
         mask = attention_mask
         if mask is not None and bool(mask.all()):

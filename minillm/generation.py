@@ -224,7 +224,7 @@ class GenerationMixin:
     ) -> Iterator[torch.Tensor]:
         """Yield the next token (B,) of every row as it is generated (KV-cached).
 
-        ``compile=True`` (our decoder, plain linear projections) runs every step after the prompt through one
+        ``compile=True`` (our decoder, plain or int8 projections) runs every step after the prompt through one
         ``torch.compile`` graph over a static cache (:mod:`minillm.compiled_decoding`): the first call compiles
         (tens of seconds on a CPU), later ones are faster than the eager step.
         """
