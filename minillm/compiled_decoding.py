@@ -33,6 +33,7 @@ from torch import nn
 
 from .attention import KVCache
 from .decoding import (
+    block_projections,
     fuse_linears,
     fused_rows,
     positions_and_padding_bias,
@@ -88,13 +89,8 @@ class StepWeights:
 def supports_compiled_decoding(model: nn.Module) -> bool:
     """True for a decoder whose block projections and output head are all plain ``nn.Linear``, or all
     :class:`~minillm.int8_weights.Int8Linear` (:func:`~minillm.int8_weights.quantize_int8`)."""
-    modules = [m for layer in model.model.layers for m in _projections(layer)] + [model.lm_head]
+    modules = [m for layer in model.model.layers for m in block_projections(layer)] + [model.lm_head]
     return {type(m) for m in modules} in ({nn.Linear}, {Int8Linear})
-
-
-def _projections(layer: nn.Module) -> list[nn.Module]:
-    attn, mlp = layer.self_attn, layer.mlp
-    return [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj]
 
 
 def _one_matrix(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -121,7 +117,7 @@ def step_weights(model: nn.Module) -> StepWeights:
     """Collect the step's tensors (fusing q/k/v and gate/up of plain linears once, in place)."""
     layers = []
     for layer in model.model.layers:
-        q, k, v, o, gate, up, down = _projections(layer)
+        q, k, v, o, gate, up, down = block_projections(layer)
         layers.append((
             layer.input_layernorm.weight.detach(), group_product([q, k, v]), group_product([o]),
             layer.post_attention_layernorm.weight.detach(), group_product([gate, up]), group_product([down]),

@@ -91,7 +91,8 @@ class LayerWeights:
     down: MatmulFn  # ff -> C
 
 
-def _block_projections(layer: nn.Module) -> list[nn.Module]:
+def block_projections(layer: nn.Module) -> list[nn.Module]:
+    """A decoder block's seven projections: q, k, v, o, gate, up, down."""
     attn, mlp = layer.self_attn, layer.mlp
     return [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj]
 
@@ -100,7 +101,7 @@ def supports_fused_decoding(model: nn.Module) -> bool:
     """True when every block projection is a plain ``nn.Linear``, or every one an
     :class:`~minillm.int8_weights.Int8Linear`; adapter-wrapped or other quantized projections (LoRA, 4-bit) keep
     their own forward, so generation then steps through the modules instead."""
-    kinds = {type(m) for layer in model.model.layers for m in _block_projections(layer)}
+    kinds = {type(m) for layer in model.model.layers for m in block_projections(layer)}
     return kinds in ({nn.Linear}, {Int8Linear})
 
 
