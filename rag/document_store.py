@@ -18,34 +18,21 @@ it per query. A corpus-fitted embedder (the hashed one's IDF) is fitted on the d
 ``compute_embeddings`` and refitted, with every document re-embedded, whenever the store has grown past twice
 the documents it was fitted on, so the total work stays linear.
 
-A saved store is a directory, written atomically (a temporary sibling renamed into place)::
-
-    store.json        {"format": "minillm-document-store", "version": 1, "embedder": {spec}, "retriever",
-                       "rrf_k", "count", "next_id"}
-    documents.jsonl   one {"id", "text", "metadata"} object per line, in store order
-    vectors/          the rag.vector_index.VectorIndex of the embedded documents (ids = doc ids; .npy)
-    embedder/         the embedder's arrays (the hashed IDF counts, hashed_df.npy), when it has any
-    bm25/             the BM25 index (JSON + .npz) when one was built; rebuilt from the texts otherwise
-
-:meth:`SimpleDocumentStore.load` rebuilds the embedder from its spec (or takes ``embedder=...``). Nothing is ever
-unpickled: ``.npy`` files are read with ``allow_pickle=False`` and a pickle file (the original store format) is
-refused, unopened, with a one-line error.
+A saved store is a directory, written atomically; :mod:`rag.store_persistence` gives its layout, and nothing is
+ever unpickled.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from minillm.atomic import atomic_directory
 from minillm.errors import InputError
 
 from .bm25 import BM25
@@ -54,12 +41,10 @@ from .embedders import (
     Fittable,
     HashedEmbedder,
     check_texts,
-    embedder_from_spec,
-    embedder_spec,
-    save_embedder_state,
 )
 from .hybrid import CANDIDATES, RRF_K, reciprocal_rank_fusion
-from .store_files import FORMAT, VERSION, read_documents, read_meta, refuse_file
+from .search_filters import Filter, matches_filter
+from .store_persistence import StorePersistence
 from .vector_index import VectorIndex
 
 logger = logging.getLogger(__name__)
@@ -68,7 +53,6 @@ __all__ = ["RETRIEVERS", "SearchResult", "SimpleDocumentStore"]
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
 REFIT_GROWTH = 2.0  # refit a corpus-fitted embedder when the store outgrows this many times its fitted size
-Filter = dict[str, Any] | Callable[[dict[str, Any]], bool]
 
 
 @dataclass(frozen=True)
@@ -93,22 +77,7 @@ def _positive(value: Any, name: str) -> int:
     return int(value)
 
 
-def _matches(metadata: dict[str, Any], wanted: Filter) -> bool:
-    """A dict filter: every key present and equal (a list/tuple/set value: any of them); else a predicate."""
-    if callable(wanted):
-        return bool(wanted(metadata))
-    for key, value in wanted.items():
-        if key not in metadata:
-            return False
-        if isinstance(value, list | tuple | set | frozenset):
-            if metadata[key] not in value:
-                return False
-        elif metadata[key] != value:
-            return False
-    return True
-
-
-class SimpleDocumentStore:
+class SimpleDocumentStore(StorePersistence):
     """Documents, embeddings and retrieval; see the module docstring for the API, modes and file layout."""
 
     def __init__(self, embedding_dim: int = 256, embedder: Embedder | None = None, retriever: str = "dense",
@@ -272,7 +241,7 @@ class SimpleDocumentStore:
         if mode != "bm25" and self.pending:
             raise InputError(f"{self.pending} of the store's {len(self)} documents have no embeddings yet; call "
                              f"compute_embeddings() before a {mode} search (or search with retriever='bm25')")
-        allowed = None if filter is None else np.array([_matches(m, filter) for m in self._meta], dtype=bool)
+        allowed = None if filter is None else np.array([matches_filter(m, filter) for m in self._meta], dtype=bool)
         depth = top_k if mode != "hybrid" else max(CANDIDATES, 4 * top_k)
         if mode == "dense":
             ranked = self._dense(query, depth, allowed)
@@ -316,57 +285,3 @@ class SimpleDocumentStore:
             rows = rows[scores[rows] >= np.partition(scores[rows], len(rows) - k)[len(rows) - k]]
         top = rows[np.lexsort((rows, -scores[rows]))][:k]  # ties: the earlier document first
         return [(self._ids[r], float(scores[r])) for r in top]
-
-    # ----------------------------------------------------------------- persistence
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the store as a directory at ``path`` (atomically; see the module doc for the layout)."""
-        path = Path(path).expanduser()
-        if path.is_file():
-            refuse_file(path, "save to")
-        spec = embedder_spec(self.embedder)
-        with atomic_directory(path) as tmp:
-            lines = (json.dumps({"id": doc, "text": text, "metadata": meta}, ensure_ascii=False) + "\n"
-                     for doc, text, meta in zip(self._ids, self._texts, self._meta, strict=True))
-            with open(tmp / "documents.jsonl", "w", encoding="utf-8") as handle:
-                handle.writelines(lines)
-            self._index.save(tmp / "vectors")
-            save_embedder_state(self.embedder, tmp / "embedder")
-            if self._bm25 is not None and len(self._bm25) == len(self._ids):
-                self._bm25.save(tmp / "bm25")
-            meta = {"format": FORMAT, "version": VERSION, "embedder": spec, "retriever": self.retriever,
-                    "rrf_k": self.rrf_k, "count": len(self._ids), "next_id": self._next_id}
-            (tmp / "store.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        logger.info("saved %d documents (%d embedded) to %s", len(self), len(self._embedded), path)
-        return path
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, embedder: Embedder | None = None, mmap: bool = True
-             ) -> SimpleDocumentStore:
-        """Open a store written by :meth:`save`; its embedder is rebuilt from the saved spec unless given."""
-        path = Path(path).expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"no document store at {str(path)!r}")
-        if path.is_file():
-            refuse_file(path, "load from")
-        meta = read_meta(path)
-        spec = meta["embedder"]
-        if embedder is None:
-            embedder = embedder_from_spec(spec, path / "embedder")
-        elif getattr(embedder, "dim", None) != spec.get("dim"):
-            raise InputError(f"the embedder given has dim {getattr(embedder, 'dim', None)!r}, but the store at "
-                             f"{str(path)!r} holds {spec.get('dim')!r}-dim embeddings ({spec.get('name')!r})")
-        store = cls(embedder=embedder, retriever=meta["retriever"], rrf_k=meta["rrf_k"])
-        store._ids, store._texts, store._meta = read_documents(path / "documents.jsonl", meta["count"])
-        store._next_id = max(int(meta["next_id"]), max(store._ids, default=-1) + 1)
-        index = VectorIndex.load(path / "vectors", mmap=mmap)
-        if index.dim != store.embedding_dim:
-            raise InputError(f"{str(path / 'vectors')!r} holds {index.dim}-dim vectors; the store's embedder "
-                             f"gives {store.embedding_dim}")
-        stray = np.setdiff1d(index.ids, np.asarray(store._ids, dtype=np.int64))
-        if len(stray):
-            raise InputError(f"{str(path / 'vectors')!r} holds id {int(stray[0])}, which documents.jsonl lacks; "
-                             "the store is corrupt")
-        store._index, store._embedded = index, set(index.ids.tolist())
-        if (path / "bm25").is_dir():
-            store._bm25 = BM25.load(path / "bm25")
-        return store

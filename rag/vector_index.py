@@ -49,6 +49,7 @@ from .index_checks import (
     load_npy,
     read_meta,
 )
+from .running_top_k import merge_above, select_top_k
 
 __all__ = ["BACKENDS", "FORMAT", "METRICS", "VectorIndex", "create_index", "open_index"]
 
@@ -190,12 +191,12 @@ class VectorIndex:
             if best.shape[1] < k:  # still filling: a selection over the first rows
                 done = min(len(scores), max(FILL_ROWS, k - best.shape[1]))
                 head = np.broadcast_to(np.arange(start, start + done), (nq, done))
-                best, rows = _select(np.concatenate([best, scores[:done].T], axis=1),
+                best, rows = select_top_k(np.concatenate([best, scores[:done].T], axis=1),
                                      np.concatenate([rows, head], axis=1), k)
                 seen += done
             while done < len(scores):  # chunks growing GROWTH-fold, so the thresholds tighten early
                 step = min(len(scores) - done, (GROWTH - 1) * seen)
-                _merge_above(best, rows, scores[done : done + step], start + done)
+                merge_above(best, rows, scores[done : done + step], start + done)
                 done, seen = done + step, seen + step
         order = np.argsort(-best, axis=1, kind="stable")
         return np.take_along_axis(best, order, axis=1), np.take_along_axis(rows, order, axis=1)
@@ -254,47 +255,6 @@ class VectorIndex:
         index._base = vectors
         logger.info("loaded %d vectors from %s (mmap=%s)", count, directory, mmap)
         return index
-
-
-def _select(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` largest ``scores`` per row (unordered) with their ``rows``."""
-    if scores.shape[1] <= k:
-        return scores.copy(), rows.copy()
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    return np.take_along_axis(scores, part, axis=1), np.take_along_axis(rows, part, axis=1)
-
-
-def _merge_above(best: np.ndarray, rows: np.ndarray, scores: np.ndarray, start: int) -> None:
-    """Merge into the running top-k (``best``, ``rows``: (nq, k), in place) the ``scores`` (b, nq) of rows
-    ``start ..`` that beat their query's current k-th best: one comparison per score, then a small sort.
-
-    The scores are first compared with the lowest threshold of all queries (one number, a contiguous pass),
-    then the few hits with their own query's; ``np.flatnonzero`` on the flat mask, not ``np.nonzero`` on the
-    2-D one (40x faster here).
-    """
-    nq, k = best.shape
-    threshold = best.min(axis=1)  # (nq,) each query's k-th best
-    mask = scores > threshold.min()  # against one number: 4x faster than the per-query broadcast
-    if np.count_nonzero(mask) > len(scores):  # too loose (the queries' thresholds differ a lot)
-        np.greater(scores, threshold, out=mask)
-    hits = np.flatnonzero(mask)
-    if len(hits) == 0:
-        return
-    row, q = np.divmod(hits, nq)
-    values = scores.reshape(-1)[hits]
-    keep = values > threshold[q]
-    row, q, values = row[keep], q[keep], values[keep]
-    if len(q) == 0:
-        return
-    touched = np.unique(q)
-    # candidates: the touched queries' current top-k plus their new scores, grouped by query, best first
-    cand_q = np.concatenate([np.repeat(touched, k), q])
-    cand_s = np.concatenate([best[touched].reshape(-1), values])
-    cand_r = np.concatenate([rows[touched].reshape(-1), row + start])
-    order = np.lexsort((-cand_s, cand_q))
-    take = order[(np.searchsorted(cand_q[order], touched)[:, None] + np.arange(k)).reshape(-1)]
-    best[touched] = cand_s[take].reshape(-1, k)
-    rows[touched] = cand_r[take].reshape(-1, k)
 
 
 def create_index(dim: int, metric: str = "cosine", dtype: type = np.float32, backend: str = "exact", **options):

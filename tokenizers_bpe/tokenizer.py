@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 import regex
 
@@ -11,21 +10,18 @@ from .bpe_model import BPEModel
 from .bytes_map import decode_table
 from .chat_template import CHATML_TEMPLATE, render_chat
 from .errors import TokenizerInputError
-from .hf_json import TokenizerSpec, post_processor_ids, spec_from_json, spec_to_json
+from .hf_json import TokenizerSpec, post_processor_ids
 from .normalize import make_normalizer
-from .pretokenize import GPT2_PATTERN, PreTokenizer, resolve_pattern
-from .roles import DEFAULT_SPECIAL_TOKENS, ROLE_DEFAULT, RoleIds, resolve_roles, roles_from_config
+from .pretokenize import PreTokenizer, resolve_pattern
+from .roles import DEFAULT_SPECIAL_TOKENS, ROLE_DEFAULT, RoleIds, resolve_roles
 from .special_tokens import AddedToken, AddedVocabulary, AllowedSpecial
-from .storage import read_files, write_files
+from .tokenizer_files import NOT_TRAINED, TokenizerFiles
 from .trainer import count_words, learn_merges
 
 __all__ = ["DEFAULT_SPECIAL_TOKENS", "BPETokenizer"]
-_NOT_TRAINED = (
-    "this BPETokenizer is not trained yet (no vocabulary); call train(texts) or BPETokenizer.load(path)"
-)
 
 
-class BPETokenizer(RoleIds):
+class BPETokenizer(RoleIds, TokenizerFiles):
     """Byte-level BPE with a GPT-2/GPT-4 style regex pre-split, encoding exactly as HF ``tokenizers``.
 
     Usage::
@@ -147,7 +143,7 @@ class BPETokenizer(RoleIds):
         ``add_special_tokens`` adds what the post-processor adds (nothing for our own tokenizers).
         """
         if self._spec is None:
-            raise TokenizerInputError(_NOT_TRAINED)
+            raise TokenizerInputError(NOT_TRAINED)
         if not isinstance(text, str):
             raise TokenizerInputError(f"encode expects a str; got {type(text).__name__}")
         if allowed_special == "all":
@@ -184,7 +180,7 @@ class BPETokenizer(RoleIds):
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
         """Text of ``ids``; bytes that do not form valid UTF-8 become U+FFFD, as in HF."""
         if self._spec is None:
-            raise TokenizerInputError(_NOT_TRAINED)
+            raise TokenizerInputError(NOT_TRAINED)
         table = self._id_bytes
         ids = list(ids)
         if skip_special_tokens:
@@ -256,53 +252,6 @@ class BPETokenizer(RoleIds):
         """
         text = render_chat(self.chat_template, messages, add_generation_prompt, self.special_tokens_map(), **kwargs)
         return self.encode(text, add_special_tokens=False) if tokenize else text
-
-    # ----------------------------------------------------------------------------------------- files
-    def save(self, path: str | Path) -> Path:
-        """Write the tokenizer and its config (roles, chat template); returns the tokenizer file's path.
-
-        A folder gets ``tokenizer.json`` + ``tokenizer_config.json``; a file ``NAME.json`` gets
-        ``NAME_config.json`` beside it (:mod:`tokenizers_bpe.storage`), so every role survives either way.
-        """
-        if self._spec is None:
-            raise TokenizerInputError(_NOT_TRAINED)
-        config: dict[str, object] = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
-        config.update(self.roles_config())
-        config["chat_template"] = self.chat_template
-        return write_files(path, spec_to_json(self._spec), config)
-
-    save_pretrained = save
-
-    @classmethod
-    def load(cls, path: str | Path) -> BPETokenizer:
-        """Load ours or any HF byte-level BPE ``tokenizer.json``, or a folder holding one, with its config.
-
-        Errors name the file: :class:`~tokenizers_bpe.errors.UnsupportedTokenizerError` for a well-formed file
-        of another kind (WordPiece, Unigram ...), :class:`~tokenizers_bpe.errors.TokenizerInputError` for a
-        broken one.
-        """
-        stored = read_files(path)
-        self = cls.__new__(cls)
-        try:
-            spec = spec_from_json(stored.data)
-            self._install(spec)
-        except TokenizerInputError as exc:
-            raise type(exc)(f"{stored.file}: {exc}") from None
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:  # a structure no check above expected
-            raise TokenizerInputError(
-                f"{stored.file} is not a valid tokenizer.json ({type(exc).__name__}: {exc})"
-            ) from None
-        self.special_tokens = [token.content for token in spec.added_tokens if token.special]
-        self.target_vocab_size = self.vocab_size
-        self.min_frequency = 0
-        splits = [step["pattern"] for step in spec.pre_tokenizer if step["type"] == "Split"]
-        self.pattern = splits[0] if splits else GPT2_PATTERN
-        self.show_progress = True
-        self.chat_template = stored.template or CHATML_TEMPLATE
-        self._set_roles(roles_from_config(stored.config, self.special_tokens, self._token_to_id))
-        return self
-
-    from_pretrained = load
 
     def __repr__(self) -> str:
         state = (

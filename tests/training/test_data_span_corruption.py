@@ -88,7 +88,7 @@ def test_fewer_sentinels_than_spans_gives_longer_spans_and_short_rows_pass_throu
 @pytest.fixture(scope="module")
 def t5_tokenizer():
     from tokenizers_bpe import BPETokenizer
-    from training.run import ENCODER_SPECIALS
+    from training.run_tokenizer import ENCODER_SPECIALS
 
     tok = BPETokenizer(
         vocab_size=420,

@@ -39,12 +39,12 @@ def test_hf_wordpiece_tokenizer_has_the_training_surface(wordpiece_dir):
 
 
 def test_resume_reads_an_hf_tokenizer_back(wordpiece_dir, tmp_path):
-    from training.run import TOKENIZER_DIR, _tokenizer
+    from training.run_tokenizer import TOKENIZER_DIR, run_tokenizer
 
     root = tmp_path / "run"
     settings = {"tokenizer_path": str(wordpiece_dir), "model_type": "encoder_only"}
-    first = _tokenizer(settings, root, ["the king"], fresh=True)
-    again = _tokenizer(settings, root, ["the king"], fresh=False)  # what --resume does
+    first = run_tokenizer(settings, root, ["the king"], fresh=True)
+    again = run_tokenizer(settings, root, ["the king"], fresh=False)  # what --resume does
     assert (root / TOKENIZER_DIR).is_dir() and isinstance(again, HFTokenizer)
     assert again.encode("the queen spoke") == first.encode("the queen spoke")
 
@@ -61,10 +61,10 @@ def test_chat_template_returning_ids_is_a_value_error():
 
 
 def test_tokenizer_sample_budget_counts_utf8_bytes():
-    from training.run import _sample
+    from training.run_tokenizer import training_sample
 
-    assert list(_sample(["ééé", "b"], 4)) == ["ééé"]  # 6 bytes, 3 characters: the budget is spent
-    assert list(_sample(["abc", "d", "e"], 4)) == ["abc", "d"]
+    assert list(training_sample(["ééé", "b"], 4)) == ["ééé"]  # 6 bytes, 3 characters: the budget is spent
+    assert list(training_sample(["abc", "d", "e"], 4)) == ["abc", "d"]
 
 
 def test_newest_run_with_model_skips_failed_starts(tmp_path):
