@@ -115,6 +115,9 @@ def main(args: argparse.Namespace) -> int:
     if args.compile and not isinstance(model, DecoderOnlyModel):
         raise InputError(f"--compile works on our decoder; {model_path} loaded as {type(model).__name__} "
                          "(drop --compile, or --use base without adapters)")
+    if args.compile:
+        print("[--compile: after the first token the decoding step compiles, tens of seconds the first time "
+              "(torch caches it on disk for later runs)]", file=sys.stderr)
     stream = streaming_function(model)(
         [ids], max_new_tokens=args.max_new_tokens, do_sample=sample, temperature=args.temperature if sample else 1.0,
         top_k=args.top_k if sample else None, top_p=args.top_p if sample else None,
