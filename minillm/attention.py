@@ -120,6 +120,9 @@ class Attention(nn.Module):
         causal_by_flag = is_causal and attn_mask is None and T > 1
         if T <= DECODE_MAX_QUERY and not self.training and not causal_by_flag:
             y = grouped_attention(q, k, v, attn_mask, self.scale)  # decode steps: a few small matmuls
+        elif causal_by_flag and T <= BLOCKED_MAX_QUERY and blocked_attention_pays(q):
+            dropout = self.dropout if self.training else 0.0
+            y = causal_attention_in_row_blocks(q, k, v, self.scale, dropout)  # (B, nh, T, hd)
         else:
             # CPU autocast would run SDPA in bf16, whose backward is 3-5x slower than fp32's on CPU (measured:
             # 12.6 against 3.9 ms for (8, 4, 128, 32)); so attention runs in fp32 there, the projections around it
@@ -146,6 +149,50 @@ class Attention(nn.Module):
 # Inference queries up to this length (token-by-token generation) use grouped_attention: on CPU, SDPA's fused
 # kernel costs milliseconds per call there (measured: 6.5 ms against 0.03 ms for SmolLM2's 9x64 heads).
 DECODE_MAX_QUERY = 8
+
+
+# Compiled CPU training: causal attention as two batched products per block of query rows (each block sees only
+# the keys up to its last row) with the mask and softmax between them, which Inductor fuses. Measured fwd+bwd per
+# layer, (B*T 2048, 6 heads of 64), against SDPA's flash kernel: bf16 6.4 against 12.4 ms at T 256, 11.7 against
+# 22.7 at T 512, 24.5 against 29.7 at T 1024; fp32 10.3 against 13.1 at T 256. It keeps (T, T)/2 scores per head
+# for the backward, so longer queries stay on SDPA; eager mode stays on SDPA too (without fusion it is slower).
+BLOCKED_ROWS = 128
+BLOCKED_MAX_QUERY = 1024
+
+
+def blocked_attention_pays(q: torch.Tensor) -> bool:
+    """True where :func:`causal_attention_in_row_blocks` beats SDPA: a compiled CPU forward that builds a graph."""
+    return q.device.type == "cpu" and torch.is_grad_enabled() and torch.compiler.is_compiling()
+
+
+def causal_attention_in_row_blocks(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None, dropout: float = 0.0
+) -> torch.Tensor:
+    """Causal softmax attention over q (B, nh, T, hd), k/v (B, n_kv, T, hd) -> (B, nh, T, hd), by row blocks.
+
+    Query rows ``[start, end)`` attend to keys ``[0, end)`` only, so the products skip most of the masked upper
+    triangle. Under CPU autocast everything runs in the autocast dtype (bf16 products, softmax accumulated in fp32
+    by the kernel).
+    """
+    nh, T, hd = q.shape[1:]
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else q.dtype
+    group = nh // k.shape[1]
+    if group > 1:  # each kv head serves ``group`` adjacent query heads
+        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, nh, T, hd)
+    q = q.to(dtype) * (hd**-0.5 if scale is None else scale)
+    k, v = k.to(dtype), v.to(dtype)
+    blocks = []
+    with torch.autocast("cpu", enabled=False):
+        for start in range(0, T, BLOCKED_ROWS):
+            end = min(start + BLOCKED_ROWS, T)
+            scores = q[:, :, start:end] @ k[:, :, :end].transpose(-2, -1)  # (B, nh, rows, end)
+            rows = torch.arange(start, end, device=q.device)[:, None]  # (rows, 1)
+            future = torch.arange(end, device=q.device)[None, :] > rows  # (rows, end)
+            probs = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+            if dropout:
+                probs = F.dropout(probs, dropout)
+            blocks.append(probs @ v[:, :, :end])  # (B, nh, rows, hd)
+    return torch.cat(blocks, dim=2)  # (B, nh, T, hd)
 
 
 def grouped_attention(

@@ -108,9 +108,25 @@ class RotaryEmbedding(nn.Module):
     @torch.no_grad()
     def forward(self, position_ids: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """cos, sin of shape (B, T, head_dim) for position_ids (B, T)."""
-        freqs = position_ids[..., None].float() * self.inv_freq.float()  # (B, T, hd/2)
-        emb = torch.cat((freqs, freqs), dim=-1)  # (B, T, hd)
-        return emb.cos().to(dtype), emb.sin().to(dtype)
+        cos, sin = rotary_cos_sin(position_ids, self.inv_freq)
+        return cos.to(dtype), sin.to(dtype)
+
+
+# An operator torch.compile calls as it is: inlined, Inductor recomputed cos and sin inside every kernel that
+# applies the rotation, forward and backward (measured: 19 against 13 ms of rotary kernels in a 230 ms
+# compiled training step of 6 layers, B 8, T 256).
+@torch.library.custom_op("minillm::rotary_cos_sin", mutates_args=())
+def rotary_cos_sin(position_ids: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """fp32 cos, sin (B, T, hd) of position_ids (B, T) times the inverse frequencies (hd/2,), halves repeated."""
+    freqs = position_ids[..., None].float() * inv_freq.float()  # (B, T, hd/2)
+    emb = torch.cat((freqs, freqs), dim=-1)  # (B, T, hd)
+    return emb.cos(), emb.sin()
+
+
+@rotary_cos_sin.register_fake
+def _rotary_cos_sin_shape(position_ids: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    shape = (*position_ids.shape, 2 * inv_freq.shape[0])
+    return position_ids.new_empty(shape, dtype=torch.float32), position_ids.new_empty(shape, dtype=torch.float32)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
