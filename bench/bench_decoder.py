@@ -13,7 +13,7 @@
 
 Runs alternate (ours, reference, ours, ...) so background load hits both alike; figures are medians. Every row
 carries its date, versions and the machine's load (os.getloadavg). Writes bench/results/bench_decoder.json
-(``--out`` to change, ``--out ''`` for none). The default run takes about 5 minutes on a quiet 2-core machine.
+(``--out`` to change, ``--out ''`` for none). The default run takes about 7 minutes on a quiet 2-core machine.
 Usage: python bench/bench_decoder.py [--repeats 3] [--train_steps 20] [--train_modes ...] [--new_tokens 128]
        [--skip_llama_cpp] [--dtypes float32 bfloat16]   (``--train_modes`` / ``--dtypes`` with no value: none)
 """

@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "early_stopping_min_delta": 0.0, "val_split": 0.1, "split_method": "paragraph", "tokenizer_path": None,
     "tokenizer_sample_bytes": 20_000_000, "encoding_errors": "strict", "max_minutes": None, "lr_scheduler": "auto",
     "optimizer": "adamw", "muon_lr": 0.02, "gradient_accumulation_steps": 1, "mixed_precision": "auto",
-    "overwrite": False, **FINETUNE_SETTINGS,
+    "compile": False, "overwrite": False, **FINETUNE_SETTINGS,
 }
 PRESET_FOR = {"decoder_only": "tiny", "encoder_only": "bert-tiny", "encoder_decoder": "t5-tiny"}
 
@@ -45,6 +45,7 @@ EXAMPLES = """examples:
   python main.py train --data_path notes.txt --max_minutes 30  # the recipe sizes the model for 30 minutes
   python main.py --mode train --data_path ./data/train.txt --early_stopping_patience 5
   python main.py train --data_path notes/ --preset small --max_seq_len 256 --epochs 20
+  python main.py train --data_path notes/ --preset small --max_steps 5000 --compile   # torch.compile the step
   python main.py train --data_path chats.jsonl --tokenizer_path smollm2_tokenizer/ --lr 3e-4
   python main.py train --data_path corpus.txt --model_type encoder_only      # masked-LM (BERT family)
   python main.py train --config run.yaml                     # any flag below as a key
@@ -103,6 +104,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "gradient_accumulation_steps", "micro-batches per step [1]", type=int)
     add_flag(parser, "mixed_precision", "auto (bf16 where the hardware runs it natively), bf16, fp16 or no [auto]",
              choices=["auto", "bf16", "fp16", "no"])
+    add_flag(parser, "compile", "run the training forward and backward through torch.compile (compiles for tens of "
+             "seconds first; then, for our decoder on CPU in bf16, about 1.7x the eager step)", action="store_true")
     add_flag(parser, "save_steps", "save a checkpoint every N steps (default: at each evaluation)", type=int)
     add_flag(parser, "eval_steps", "evaluate every N steps [100]; 0 = once per epoch", type=int)
     add_flag(parser, "seed", "random seed [42]", type=int)
@@ -179,6 +182,9 @@ def _finetune(args: argparse.Namespace, first: dict[str, Any]) -> int:
         typed |= set(read_config_file(args.config))
     settings = _normalize(merge_settings(args, DEFAULTS, saved=finetune_layer(first)))
     settings = check_finetune_settings(settings, typed)
+    if settings.get("compile"):
+        raise InputError("--compile applies to training our models from scratch, not to fine-tuning "
+                         f"{settings['model']}; drop --compile")
     if not settings["checkpoint_dir"]:
         stem = Path(str(settings["model"]).rstrip("/")).stem or "model"
         name = f"{stem}-{method(settings)}-{time.strftime('%Y%m%d-%H%M%S')}"

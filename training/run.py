@@ -141,6 +141,7 @@ def _build(settings: dict[str, Any], root: Path, train: list[Any], val: list[Any
         gradient_accumulation_steps=settings["gradient_accumulation_steps"],
         mixed_precision=settings["mixed_precision"], max_minutes=settings["max_minutes"],
         optimizer=settings.get("optimizer", "adamw"), muon_lr=settings.get("muon_lr", 0.02),
+        compile=bool(settings.get("compile", False)),
     )
     return Run(settings, tokenizer, model, trainer)
 

@@ -110,6 +110,7 @@ def test_lora_on_chat_data_and_full_finetune_on_text(work):
     (["--model", "tiny", "--preset", "tiny"], "not a fine-tuning preset"),
     (["--model", "tiny", "--d_model", "64"], "--d_model sets the size of a model trained from scratch"),
     (["--model", "tiny", "--qlora", "--lora"], "exclude each other"),
+    (["--model", "tiny", "--lora", "--compile"], "--compile applies to training our models from scratch"),
     (["--model", "mistral-7b", "--qlora"], "HF_HOME"),
 ])
 def test_bad_finetune_flags_are_one_line_and_leave_nothing(work, flags, expected, monkeypatch, capsys):

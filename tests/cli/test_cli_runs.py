@@ -82,6 +82,21 @@ def test_failed_start_leaves_nothing_and_old_failed_starts_do_not_block_a_rerun(
     assert code == 2 and "'d_model' cannot change" in err
 
 
+@pytest.mark.slow  # compiles a forward and backward
+def test_train_compile_runs_the_compiled_step_and_saves_the_flag(tmp_path, corpus, capsys, monkeypatch):
+    import training.trainer
+
+    compiled = []
+    original = training.trainer.torch.compile
+    monkeypatch.setattr(training.trainer.torch, "compile", lambda model, **kw: compiled.append(model) or original(model, **kw))
+    run_dir = tmp_path / "run"
+    code, _, err = run(["train", "--data_path", corpus, "--checkpoint_dir", run_dir, *TINY_MODEL, *STEPS, "--compile"],
+                       capsys)
+    assert code == 0, err
+    assert len(compiled) == 1 and (run_dir / "final" / "model.safetensors").is_file()
+    assert json.loads((run_dir / "run_config.json").read_text())["compile"] is True
+
+
 def test_training_errors_exit_1_in_one_line(monkeypatch, capsys):
     import scripts.train
 
