@@ -4,8 +4,9 @@ transformers runs twice, with each of its attention implementations that suits a
 and ``eager``: plain products and softmax, which Inductor can fuse), so "transformers at its best" is the faster
 of the two. All models start from the same weights (d_model 384, 6 layers, 6 heads, vocab 8192), take the same
 batches (B 8, T 256) and the same optimizer (AdamW, ``fused=True``, lr 1e-3, no clipping), so their loss curves
-should coincide; the largest |difference| from ours over the run is reported with each row. The batches come from a fixed random
-bigram chain (each token has 4 possible successors), so the loss falls and the curves mean something.
+should coincide; the largest |difference| from ours over the run is reported with each row. The batches come
+from a fixed random bigram chain (each token has 4 possible successors), so the loss falls and the curves mean
+something.
 
 Per mode: 2 warm-up steps each (they compile, in the compile modes), then blocks of ``block`` steps alternate
 ours / transformers sdpa / transformers eager; tokens/s is the median over blocks.
