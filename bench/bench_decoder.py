@@ -28,6 +28,7 @@ import platform
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -214,10 +215,8 @@ def llama_cpp_rows(table, directory, q4_file, ids, fp32, int8, logits32, greedy3
                                   ("Q8_0", int8, "int8 compiled"), ("Q4_1", int8, "int8 compiled")):
             llm = open_llama(files[kind])
             compiled = label.endswith("compiled")
-            started = time.perf_counter()
             if compiled:  # the first call compiles (untimed; its seconds go in the row)
-                ours.generate(prompt, max_new_tokens=n, eos_token_id=[], compile=True)
-            compile_s = round(time.perf_counter() - started, 1)
+                compile_s, _ = timed(partial(ours_generate(ours, prompt, None, compile=True), n))
             got = alternate({"ours": ours_generate(ours, prompt, None, compiled),
                              "ref": lambda k, llm=llm: llama_greedy(llm, ids, k)}, repeats, n)
             tokens, first = got["ref"][1]
@@ -226,7 +225,7 @@ def llama_cpp_rows(table, directory, q4_file, ids, fp32, int8, logits32, greedy3
                       f"llama.cpp {kind}", n / got["ref"][0], identical_tokens=tokens == ours_tokens,
                       leading_agreement_with_ours_fp32=agreement(tokens, greedy32),
                       max_logits_diff_vs_ours_fp32=float(f"{float((first - logits32).abs().max()):.3g}"),
-                      **({"first_call_with_compile_s": compile_s} if compiled else {}))
+                      **({"first_call_with_compile_s": round(compile_s, 1)} if compiled else {}))
             del llm
     table.notes.append("llama.cpp: llama-cpp-python with n_threads=2, F32 KV cache, use_extra_bufts=False (0.3.36 "
                        "segfaults on quantized GGUF here otherwise); F32 and Q8_0 files from "

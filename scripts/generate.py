@@ -111,11 +111,12 @@ def main(args: argparse.Namespace) -> int:
     if not ids:
         raise InputError("the prompt encodes to no tokens; give a non-empty --prompt")
     sample = args.temperature > 0
-    options = {"compile": True} if args.compile else {}
-    if args.compile and not isinstance(model, DecoderOnlyModel):
-        raise InputError(f"--compile works on our decoder; {model_path} loaded as {type(model).__name__} "
-                         "(drop --compile, or --use base without adapters)")
+    options = {}
     if args.compile:
+        if not isinstance(model, DecoderOnlyModel):
+            raise InputError(f"--compile works on our decoder; {model_path} loaded as {type(model).__name__} "
+                             "(drop --compile, or --use base without adapters)")
+        options["compile"] = True
         print("[--compile: after the first token the decoding step compiles, tens of seconds the first time "
               "(torch caches it on disk for later runs)]", file=sys.stderr)
     stream = streaming_function(model)(
